@@ -1,0 +1,503 @@
+"""The conversation state machine: ``Engine.step(session, event, now, token)``.
+
+Pure: no I/O, no clock, no randomness. It returns the new session and a tuple of effects
+that the service layer carries out (reply, list communities, submit report, forget person).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field, replace
+
+from safebot.content import Content
+from safebot.events import (
+    ChoiceSelected,
+    CommandInvoked,
+    CommunitiesListed,
+    Event,
+    ReportRefused,
+    ReportSubmitted,
+    TextReceived,
+)
+from safebot.flows import ChoiceDef, Flow, Node
+from safebot.messages import Choice, Message, Span, clean_text
+from safebot.model import Draft, PersonId, Session
+from safebot.recognise import Recogniser
+from safebot.render import evidence_links, generated
+
+__all__ = [
+    "Effect",
+    "Engine",
+    "ForgetPerson",
+    "ListCommunities",
+    "Outcome",
+    "Policy",
+    "Reply",
+    "SubmitReport",
+    "reference_from_token",
+]
+
+
+# --- effects ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Reply:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ListCommunities:
+    """Ask the platform where this person may report; answered with CommunitiesListed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitReport:
+    """Store the confirmed draft under ``reference``; answered with ReportSubmitted."""
+
+    draft: Draft
+    reference: str
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetPerson:
+    """Delete the person's state and unlink them from their reports."""
+
+
+Effect = Reply | ListCommunities | SubmitReport | ForgetPerson
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    session: Session | None  # None: delete the stored session
+    effects: tuple[Effect, ...]
+
+    @property
+    def replies(self) -> tuple[Message, ...]:
+        return tuple(e.message for e in self.effects if isinstance(e, Reply))
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    idle_timeout: float = 30 * 60.0
+    max_offender_chars: int = 200
+    max_details_chars: int = 1500
+    retention_days: int = 90
+
+
+# References: "R-" + 4 characters without look-alikes (no 0/O, 1/I/L, U).
+_REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+_REFERENCE = re.compile(r"^R-[2-9A-HJKMNP-TV-Z]{4,8}$")
+_NUMBER = re.compile(r"^\s*#?(\d{1,3})[.)]?\s*$")
+# Actions a stale button (from an earlier step) may never trigger.
+_FRESH_ONLY = frozenset({"submit", "forget", "step_next", "step_back", "skip", "cancel_report"})
+_SHORT_WORDS = 3
+
+
+def reference_from_token(token: str, length: int = 4) -> str:
+    """A short report reference derived from an opaque random token."""
+    number = int.from_bytes(hashlib.sha256(token.encode("utf-8")).digest()[:8], "big")
+    chars = []
+    for _ in range(length):
+        number, digit = divmod(number, len(_REF_ALPHABET))
+        chars.append(_REF_ALPHABET[digit])
+    return "R-" + "".join(chars)
+
+
+def is_reference(text: str) -> bool:
+    return bool(_REFERENCE.match(text))
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if c.isalnum())
+
+
+@dataclass(slots=True)
+class _Turn:
+    """What one step accumulates: its effects, and the caller's random token."""
+
+    token: str
+    effects: list[Effect] = field(default_factory=list)
+
+
+class Engine:
+    """Holds the immutable flow, content and recogniser; ``step`` is a pure function of them."""
+
+    def __init__(
+        self, flow: Flow, content: Content, recogniser: Recogniser, policy: Policy | None = None
+    ) -> None:
+        self.flow = flow
+        self.content = content
+        self.recogniser = recogniser
+        self.policy = policy or Policy()
+
+    # --- entry point --------------------------------------------------------------------
+    def new_session(self, person: PersonId, now: float, hint: str | None = None) -> Session:
+        return Session(
+            person=person,
+            node=self.flow.start,
+            locale=self.content.locale_for_hint(hint) or self.content.default_locale,
+            region=self.content.region_for_hint(hint) or self.content.default_region,
+            updated_at=now,
+        )
+
+    def step(self, session: Session | None, event: Event, now: float, token: str = "") -> Outcome:
+        """Advance one person's conversation by one event.
+
+        ``token`` is a fresh random string from the caller, used only to mint a report
+        reference when the review (consent) step is shown, so the function stays pure.
+        """
+        turn = _Turn(token)
+        hint = getattr(event, "locale_hint", None)
+        if session is None:
+            session = self.new_session(event.person, now, hint)
+            if not isinstance(event, TextReceived) or not self._is_crisis(event.text, session):
+                turn.effects.append(self._say(session, "welcome.hello"))
+        elif now - session.updated_at > self.policy.idle_timeout:
+            session = self._reset(session)
+            if isinstance(event, TextReceived | CommandInvoked):
+                turn.effects.append(self._say(session, "welcome.back"))
+        if session.node not in self.flow.nodes:
+            session = self._reset(session)
+
+        if isinstance(event, TextReceived):
+            session = self._on_text(session, event, turn)
+        elif isinstance(event, ChoiceSelected):
+            session = self._on_choice(session, event, turn)
+        elif isinstance(event, CommandInvoked):
+            session = self._on_command(session, event, turn)
+        elif isinstance(event, CommunitiesListed):
+            session = self._on_communities(session, event, turn)
+        elif isinstance(event, ReportSubmitted):
+            session = self._on_submitted(session, event, turn)
+        elif isinstance(event, ReportRefused):
+            turn.effects.append(self._say(session, event.reason))
+            session = self._enter(self._abandon_report(session), "report.cancelled", turn)
+        effects = tuple(turn.effects)
+        if any(isinstance(e, ForgetPerson) for e in effects):
+            return Outcome(None, effects)
+        return Outcome(replace(session, updated_at=now), effects)
+
+    # --- events -------------------------------------------------------------------------
+    def _on_text(self, session: Session, event: TextReceived, turn: _Turn) -> Session:
+        node = self.flow.node(session.node)
+        text = clean_text(event.text).strip()
+        if event.attachments:
+            turn.effects.append(self._say(session, "attachments.dropped"))
+            if not text:
+                turn.effects.append(Reply(self.render(session, node)))
+                return session
+        if not text:
+            turn.effects.append(self._say(session, "input.empty"))
+            turn.effects.append(Reply(self.render(session, node)))
+            return session
+
+        found = self.recogniser.recognise(text, prefer=session.locale)
+        switch = found.locale is not None and found.locale != session.locale
+        if switch and not session.locale_chosen and found.intent is not None:
+            session = replace(session, locale=found.locale or session.locale)
+        if found.crisis:
+            # Crisis resources first, from any step. Then the person carries on from where
+            # they were; crisis words are never taken as the answer to a report question.
+            turn.effects.append(self._crisis_reply(session))
+            if not node.choices or node.id == "crisis":
+                return self._enter(session, self.flow.start, turn)
+            turn.effects.append(Reply(self.render(session, node)))
+            return session
+
+        choice = self._match_choice(session, node, text)
+        if choice is not None:
+            return self._apply_choice(session, node, choice, turn)
+        short = len(text.split()) <= _SHORT_WORDS
+        if found.intent in ("menu", "stop") and (short or node.input is None):
+            session = self._abandon_report(session)
+            return self._enter(session, self.flow.intents[found.intent], turn)
+        if node.input is not None:
+            return self._capture(session, node, text, turn)
+        if found.intent is not None and found.intent in self.flow.intents:
+            target = self.flow.intents[found.intent]
+            if target == "report.start" and session.draft.community is not None:
+                return self._enter(session, session.node, turn)
+            return self._enter(session, target, turn)
+        if node.choices and node.id not in ("stop", "fallback"):
+            turn.effects.append(self._say(session, "fallback.here"))
+            turn.effects.append(Reply(self.render(session, node)))
+            return session
+        return self._enter(session, "fallback", turn)
+
+    def _on_choice(self, session: Session, event: ChoiceSelected, turn: _Turn) -> Session:
+        node = self.flow.node(session.node)
+        if event.node in (None, session.node):
+            choice = self._choice_by_id(session, node, event.choice)
+            if choice is not None:
+                return self._apply_choice(session, node, choice, turn)
+        else:
+            # A button from an earlier step (or from before a restart that lost the state):
+            # harmless navigation still works; anything with a side effect must be fresh.
+            old = self.flow.nodes.get(event.node or "")
+            static = self.flow.choices.get(event.choice)
+            if (
+                old is not None
+                and static is not None
+                and event.choice in old.choices
+                and static.do not in _FRESH_ONLY
+                and not set(static.set) & {"category", "reveal"}
+            ):
+                moved = replace(session, node=old.id)
+                choice = self._choice_by_id(moved, old, event.choice)
+                if choice is not None:
+                    return self._apply_choice(moved, old, choice, turn)
+        turn.effects.append(self._say(session, "choice.stale"))
+        turn.effects.append(Reply(self.render(session, node)))
+        return session
+
+    def _on_command(self, session: Session, event: CommandInvoked, turn: _Turn) -> Session:
+        target = self.flow.commands.get(event.command)
+        if target is None:
+            return self._enter(session, "fallback", turn)
+        session = self._abandon_report(session)
+        if event.command == "report":
+            draft = Draft(evidence=(event.evidence,) if event.evidence else ())
+            if event.community is not None:
+                name = clean_text(event.community.name)
+                draft = replace(draft, community=event.community.id, community_name=name)
+            session = replace(session, draft=draft)
+        if target == "crisis":
+            turn.effects.append(self._crisis_reply(session, with_choices=True))
+            return replace(session, node="crisis")
+        return self._enter(session, target, turn)
+
+    def _on_communities(self, session: Session, event: CommunitiesListed, turn: _Turn) -> Session:
+        node = self.flow.node(session.node)
+        if node.pick != "community":
+            return session  # stale answer: the person moved on
+        if not event.communities:
+            return self._enter(replace(session, offered=()), node.empty or self.flow.start, turn)
+        offered = tuple(replace(c, name=clean_text(c.name)) for c in event.communities[:25])
+        session = replace(session, offered=offered)
+        turn.effects.append(Reply(self.render(session, node)))
+        return session
+
+    def _on_submitted(self, session: Session, event: ReportSubmitted, turn: _Turn) -> Session:
+        review = next((n for n in self.flow.nodes.values() if n.review), None)
+        node = self.flow.node(review.next if review and review.next else self.flow.start)
+        community = session.draft.community_name or ""
+        receipt = self.content.spans(
+            session.locale, "report.receipt", reference=event.reference, community=community
+        )
+        session = replace(session, node=node.id, draft=Draft(), offered=(), vars={})
+        rest = [generated(s, self.content, session) for s in node.say if s.startswith("@")]
+        spans = receipt + tuple(sp for block in rest for sp in (Span("\n\n"), *block))
+        turn.effects.append(Reply(Message(spans, self._choices(session, node), node.id)))
+        return session
+
+    # --- choices ------------------------------------------------------------------------
+    def _choices(self, session: Session, node: Node) -> tuple[Choice, ...]:
+        loc = session.locale
+        out: list[Choice] = []
+        if node.pick == "community":
+            out += [Choice(f"community.{i}", c.name) for i, c in enumerate(session.offered)]
+        elif node.pick == "region":
+            out += [
+                Choice(f"region.{r.id}", self.content.text(loc, r.label))
+                for r in self.content.regions.values()
+            ]
+        elif node.pick == "locale":
+            out += [
+                Choice(f"locale.{code}", self.content.text(code, "language.name"))
+                for code in self.content.locales
+            ]
+        index = int(session.vars.get("step", "0"))
+        total = len(self._step_list(session, node)) if node.steps else 0
+        for choice_id in node.choices:
+            spec = self.flow.choices[choice_id]
+            if spec.do == "step_back" and index == 0:
+                continue
+            label = spec.label
+            if spec.do == "step_next" and index >= total - 1:
+                label = "choice.done"
+            out.append(Choice(choice_id, self.content.text(loc, label)))
+        return tuple(out)
+
+    def _choice_by_id(self, session: Session, node: Node, choice_id: str) -> Choice | None:
+        for choice in self._choices(session, node):
+            if choice.id == choice_id:
+                return choice
+        return None
+
+    def _match_choice(self, session: Session, node: Node, text: str) -> Choice | None:
+        choices = self._choices(session, node)
+        number = _NUMBER.match(text)
+        if number:
+            index = int(number.group(1)) - 1
+            return choices[index] if 0 <= index < len(choices) else None
+        folded = _fold(text)
+        if not folded:
+            return None
+        for choice in choices:
+            if _fold(choice.label) == folded:
+                return choice
+        return None
+
+    def _apply_choice(self, session: Session, node: Node, choice: Choice, turn: _Turn) -> Session:
+        prefix, _, rest = choice.id.partition(".")
+        if (
+            node.pick
+            and prefix in ("community", "region", "locale")
+            and choice.id not in (self.flow.choices)
+        ):
+            return self._apply_pick(session, node, prefix, rest, turn)
+        spec: ChoiceDef = self.flow.choices[choice.id]
+        session = self._apply_set(session, spec)
+        if spec.do == "submit":
+            return self._submit(session, turn)
+        if spec.do == "forget":
+            turn.effects.append(ForgetPerson())
+            turn.effects.append(self._say(session, "forget.done"))
+            return session
+        if spec.do == "cancel_report":
+            session = self._abandon_report(session)
+        if spec.do in ("step_next", "step_back"):
+            index = int(session.vars.get("step", "0")) + (1 if spec.do == "step_next" else -1)
+            total = len(self._step_list(session, node))
+            if index >= total:
+                return self._enter(session, node.next or self.flow.start, turn)
+            session = replace(session, vars={**session.vars, "step": str(max(index, 0))})
+            turn.effects.append(Reply(self.render(session, node)))
+            return session
+        if spec.do == "skip":
+            return self._enter(session, node.next or self.flow.start, turn)
+        return self._enter(session, spec.go or self.flow.start, turn)
+
+    def _apply_pick(
+        self, session: Session, node: Node, kind: str, value: str, turn: _Turn
+    ) -> Session:
+        if kind == "community":
+            picked = session.offered[int(value)]
+            draft = replace(session.draft, community=picked.id, community_name=picked.name)
+            session = replace(session, draft=draft)
+        elif kind == "region":
+            session = replace(session, region=value)
+        else:
+            session = replace(session, locale=value, locale_chosen=True)
+        return self._enter(session, node.next or self.flow.start, turn)
+
+    def _apply_set(self, session: Session, spec: ChoiceDef) -> Session:
+        if not spec.set:
+            return session
+        draft = session.draft
+        variables = dict(session.vars)
+        for key, value in spec.set.items():
+            if key == "category":
+                draft = replace(draft, category=value)
+            elif key == "reveal":
+                draft = replace(draft, reveal=value == "yes")
+            else:
+                variables[key] = value
+        return replace(session, draft=draft, vars=variables)
+
+    # --- report -------------------------------------------------------------------------
+    def _capture(self, session: Session, node: Node, text: str, turn: _Turn) -> Session:
+        draft = session.draft
+        loc = session.locale
+        if node.input == "offender":
+            value = text[: self.policy.max_offender_chars]
+            draft = replace(draft, offender=value)
+        elif node.input == "details":
+            if len(text) > self.policy.max_details_chars:
+                limit = str(self.policy.max_details_chars)
+                turn.effects.append(
+                    Reply(Message(self.content.spans(loc, "input.trimmed", limit=limit)))
+                )
+            draft = replace(draft, details=text[: self.policy.max_details_chars])
+        elif node.input == "evidence":
+            links = evidence_links(text)
+            if not links:
+                turn.effects.append(self._say(session, "report.no_links"))
+                turn.effects.append(Reply(self.render(session, node)))
+                return session
+            merged = tuple(dict.fromkeys((*draft.evidence, *links)))[:10]
+            draft = replace(draft, evidence=merged)
+        return self._enter(replace(session, draft=draft), node.next or self.flow.start, turn)
+
+    def _submit(self, session: Session, turn: _Turn) -> Session:
+        draft = session.draft
+        if draft.community is None or draft.category is None or draft.reveal is None:
+            turn.effects.append(self._say(session, "report.incomplete"))
+            return self._enter(self._abandon_report(session), "report.start", turn)
+        reference = session.vars.get("reference") or reference_from_token(turn.token)
+        turn.effects.append(SubmitReport(draft=draft, reference=reference, locale=session.locale))
+        return session
+
+    def _abandon_report(self, session: Session) -> Session:
+        keep = {k: v for k, v in session.vars.items() if k in ("platform", "device")}
+        return replace(session, draft=Draft(), offered=(), vars=keep)
+
+    # --- rendering ----------------------------------------------------------------------
+    def _enter(self, session: Session, node_id: str, turn: _Turn) -> Session:
+        node = self.flow.node(node_id)
+        variables = dict(session.vars)
+        if node.review and "reference" not in variables:
+            variables["reference"] = reference_from_token(turn.token or session.person.key)
+        if node.steps:
+            variables["step"] = "0"
+            if not self._step_list(replace(session, vars=variables), node):
+                turn.effects.append(self._say(session, "block.no_steps"))
+                return self._enter(session, "block.platform", turn)
+        session = replace(session, node=node.id, vars=variables)
+        if node.pick == "community":
+            if session.draft.community is not None:
+                return self._enter(session, node.next or self.flow.start, turn)
+            turn.effects.append(ListCommunities())
+            return session
+        turn.effects.append(Reply(self.render(session, node)))
+        return session
+
+    def _step_list(self, session: Session, node: Node) -> tuple[str, ...]:
+        key = f"{node.steps}.{session.vars.get('platform')}.{session.vars.get('device')}"
+        return self.content.steps(session.locale, key) if self.content.has(key) else ()
+
+    def render(self, session: Session, node: Node) -> Message:
+        blocks: list[tuple[Span, ...]] = []
+        loc = session.locale
+        for text_id in node.say:
+            if text_id.startswith("@"):
+                blocks.append(generated(text_id, self.content, session))
+            else:
+                blocks.append(self.content.spans(loc, text_id))
+        if node.steps:
+            steps = self._step_list(session, node)
+            index = min(int(session.vars.get("step", "0")), len(steps) - 1)
+            header = self.content.spans(
+                loc, "steps.header", number=str(index + 1), total=str(len(steps))
+            )
+            blocks.append((*header, Span("\n"), Span(steps[index])))
+            platform = self.content.platforms.get(session.vars.get("platform", ""))
+            if platform is not None and platform.confidence == "unverified" and index == 0:
+                blocks.append(self.content.spans(loc, "steps.general_note"))
+        spans: list[Span] = []
+        for block in blocks:
+            if spans and block:
+                spans.append(Span("\n\n"))
+            spans.extend(block)
+        return Message(tuple(spans), self._choices(session, node), node.id)
+
+    def render_current(self, session: Session) -> Message:
+        return self.render(session, self.flow.node(session.node))
+
+    def _say(self, session: Session, text_id: str) -> Reply:
+        return Reply(Message(self.content.spans(session.locale, text_id)))
+
+    def _crisis_reply(self, session: Session, with_choices: bool = False) -> Reply:
+        spans = generated("@crisis", self.content, session)
+        node = self.flow.nodes["crisis"]
+        choices = self._choices(session, node) if with_choices else ()
+        return Reply(Message(spans, choices, node.id if with_choices else None, urgent=True))
+
+    def _is_crisis(self, text: str, session: Session) -> bool:
+        return self.recogniser.recognise(text, prefer=session.locale).crisis
+
+    def _reset(self, session: Session) -> Session:
+        return replace(session, node=self.flow.start, draft=Draft(), offered=(), vars={})

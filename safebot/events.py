@@ -1,0 +1,85 @@
+"""Normalized inbound events. Adapters translate platform events into these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from safebot.model import Community, PersonId
+
+__all__ = [
+    "ChoiceSelected",
+    "CommandInvoked",
+    "CommunitiesListed",
+    "Event",
+    "ReportRefused",
+    "ReportSubmitted",
+    "TextReceived",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TextReceived:
+    """The person typed something. Attachments are counted, never kept."""
+
+    person: PersonId
+    text: str
+    attachments: int = 0
+    locale_hint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceSelected:
+    """The person pressed a button (``node`` is the step the button was shown at, if known)."""
+
+    person: PersonId
+    choice: str
+    node: str | None = None
+    locale_hint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandInvoked:
+    """A slash/bang command: help, block, report, resources, forget, menu, crisis.
+
+    ``community`` preselects a community for ``report``; ``evidence`` is a message link.
+    """
+
+    person: PersonId
+    command: str
+    community: Community | None = None
+    evidence: str | None = None
+    locale_hint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommunitiesListed:
+    """The service's answer to a ListCommunities effect: where the person may report."""
+
+    person: PersonId
+    communities: tuple[Community, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSubmitted:
+    """The service stored the report (and queued its alert) under ``reference``."""
+
+    person: PersonId
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRefused:
+    """The service could not accept the report; ``reason`` is a message id to show."""
+
+    person: PersonId
+    reason: str
+
+
+Event = (
+    TextReceived
+    | ChoiceSelected
+    | CommandInvoked
+    | CommunitiesListed
+    | ReportSubmitted
+    | ReportRefused
+)

@@ -1,0 +1,242 @@
+"""Core value types: identities, reports, outbox items and the conversation session.
+
+Everything here is a frozen dataclass. Adapters build the identities; the core treats
+them as opaque values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "AuditEntry",
+    "Category",
+    "Community",
+    "CommunityConfig",
+    "CommunityId",
+    "Draft",
+    "OutboxItem",
+    "OutboxKind",
+    "PersonId",
+    "Report",
+    "ReportStatus",
+    "Session",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PersonId:
+    """A person on one platform. ``id`` is whatever the platform uses (snowflake, mxid)."""
+
+    platform: str
+    id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.id}"
+
+    @classmethod
+    def parse(cls, key: str) -> PersonId:
+        platform, _, ident = key.partition(":")
+        return cls(platform, ident)
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityId:
+    """A server (Discord guild) or room (Matrix) on one platform."""
+
+    platform: str
+    id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.id}"
+
+    @classmethod
+    def parse(cls, key: str) -> CommunityId:
+        platform, _, ident = key.partition(":")
+        return cls(platform, ident)
+
+
+@dataclass(frozen=True, slots=True)
+class Community:
+    """A community as offered to a person: its id and its display name (untrusted text)."""
+
+    id: CommunityId
+    name: str
+
+
+class Category(StrEnum):
+    THREATS = "threats"
+    MONEY = "money"
+    MORE_IMAGES = "more_images"
+    OTHER = "other"
+
+
+class ReportStatus(StrEnum):
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+
+
+class OutboxKind(StrEnum):
+    ALERT = "alert"  # the moderator alert for a new report
+    STATUS = "status"  # a status update sent privately to the reporter
+    ALERT_UPDATE = "alert_update"  # the moderator alert edited/replied to after an action
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What a person has chosen so far in the report flow."""
+
+    community: CommunityId | None = None
+    community_name: str | None = None
+    category: str | None = None
+    offender: str | None = None
+    details: str | None = None
+    evidence: tuple[str, ...] = ()
+    reveal: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "community": self.community.key if self.community else None,
+            "community_name": self.community_name,
+            "category": self.category,
+            "offender": self.offender,
+            "details": self.details,
+            "evidence": list(self.evidence),
+            "reveal": self.reveal,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Draft:
+        community = data.get("community")
+        return cls(
+            community=CommunityId.parse(community) if community else None,
+            community_name=data.get("community_name"),
+            category=data.get("category"),
+            offender=data.get("offender"),
+            details=data.get("details"),
+            evidence=tuple(data.get("evidence") or ()),
+            reveal=data.get("reveal"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One person's conversation state. ``version`` guards against concurrent writers."""
+
+    person: PersonId
+    node: str
+    locale: str
+    region: str
+    updated_at: float
+    locale_chosen: bool = False
+    vars: Mapping[str, str] = field(default_factory=dict)
+    draft: Draft = field(default_factory=Draft)
+    offered: tuple[Community, ...] = ()
+    version: int = 0
+
+    def evolve(self, **changes: Any) -> Session:
+        return replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "node": self.node,
+                "locale": self.locale,
+                "region": self.region,
+                "updated_at": self.updated_at,
+                "locale_chosen": self.locale_chosen,
+                "vars": dict(self.vars),
+                "draft": self.draft.to_dict(),
+                "offered": [[c.id.key, c.name] for c in self.offered],
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, person: PersonId, raw: str, version: int) -> Session:
+        data = json.loads(raw)
+        return cls(
+            person=person,
+            node=data["node"],
+            locale=data["locale"],
+            region=data["region"],
+            updated_at=float(data["updated_at"]),
+            locale_chosen=bool(data.get("locale_chosen", False)),
+            vars=dict(data.get("vars") or {}),
+            draft=Draft.from_dict(data.get("draft") or {}),
+            offered=tuple(Community(CommunityId.parse(k), n) for k, n in data.get("offered") or ()),
+            version=version,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A confirmed report. ``reporter`` becomes None when the person asks to be forgotten."""
+
+    reference: str
+    community: CommunityId
+    community_name: str
+    reporter: PersonId | None
+    reveal: bool
+    category: str
+    offender: str | None
+    details: str | None
+    evidence: tuple[str, ...]
+    locale: str
+    status: ReportStatus
+    created_at: float
+    updated_at: float
+    handled_by: str | None = None
+
+    def evolve(self, **changes: Any) -> Report:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One durable delivery. ``key`` is the idempotency key: a redelivery carries the same key."""
+
+    key: str
+    kind: OutboxKind
+    reference: str
+    community: CommunityId
+    created_at: float
+    next_try: float
+    payload: Mapping[str, str] = field(default_factory=dict)
+    attempts: int = 0
+    delivered_at: float | None = None
+    parked: bool = False
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityConfig:
+    """Moderator settings of one community, written by the platform adapter's setup command."""
+
+    community: CommunityId
+    name: str
+    destination: str  # moderator channel / room id, platform specific
+    mention: str | None = None  # role id (Discord) or None
+    locale: str = "en"
+    blocked: tuple[str, ...] = ()  # person keys refused from reporting here
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An audit-log line: who did what to which report. Never carries report text."""
+
+    at: float
+    actor: str
+    action: str
+    reference: str | None = None
+    community: CommunityId | None = None

@@ -1,0 +1,48 @@
+"""What a platform adapter must provide to the core (one Protocol per direction out)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from safebot.messages import Message
+from safebot.model import Community, CommunityConfig, PersonId
+from safebot.moderation import Alert
+
+__all__ = ["DeliveryError", "PlatformPort"]
+
+
+class DeliveryError(Exception):
+    """A delivery did not happen. ``permanent`` parks the item at once (it can never work)."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class PlatformPort(Protocol):
+    """The adapter side of the core. Every method may raise DeliveryError.
+
+    Sends must be idempotent per ``key``/``alert.key`` where the platform allows it: the core
+    delivers at least once and passes the same key on a redelivery.
+    """
+
+    platform: str
+
+    async def shared_communities(self, person: PersonId) -> Sequence[Community]:
+        """Communities where both the bot and the person are members (checked, not assumed)."""
+        ...
+
+    async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
+        """Post a new moderator alert to the community's moderator destination."""
+        ...
+
+    async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
+        """Show the new status of the alert ``alert.key`` (edit it, or reply to it); ``key``
+        identifies this update."""
+        ...
+
+    async def send_private(self, person: PersonId, message: Message, key: str) -> None:
+        """Send a private message (status update) to a person."""
+        ...

@@ -1,0 +1,346 @@
+"""The thin service layer: runs the pure engine and carries out its effects through the ports.
+
+One ``SafeBot`` per process. Adapters call ``handle(event)`` and send the returned messages
+privately (DM or ephemeral reply); they call ``moderator_action`` for moderator buttons and
+commands, and run ``run_background`` for outbox delivery and retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from safebot.content import Content
+from safebot.conversation import (
+    Engine,
+    ForgetPerson,
+    ListCommunities,
+    Policy,
+    Reply,
+    SubmitReport,
+    reference_from_token,
+)
+from safebot.events import (
+    CommunitiesListed,
+    Event,
+    ReportRefused,
+    ReportSubmitted,
+)
+from safebot.flows import Flow, load_flow
+from safebot.messages import Message
+from safebot.model import (
+    AuditEntry,
+    Community,
+    CommunityConfig,
+    CommunityId,
+    OutboxItem,
+    OutboxKind,
+    PersonId,
+    Report,
+    ReportStatus,
+    Session,
+)
+from safebot.moderation import Action, apply_action, build_alert, status_message
+from safebot.ports import DeliveryError, PlatformPort
+from safebot.recognise import Recogniser
+from safebot.settings import Settings
+from safebot.store.base import DuplicateReference, Store, VersionConflict
+
+__all__ = ["ModeratorReply", "SafeBot", "build_engine"]
+
+log = logging.getLogger(__name__)
+_DAY = 86400.0
+
+
+def build_engine(
+    settings: Settings, content: Content | None = None, flow: Flow | None = None
+) -> Engine:
+    content = content or Content.load()
+    flow = flow or load_flow()
+    recogniser = Recogniser.from_dir(content.root, content.locales)
+    policy = Policy(
+        idle_timeout=settings.idle_timeout_minutes * 60.0,
+        retention_days=settings.retention_days,
+    )
+    return Engine(flow, content, recogniser, policy)
+
+
+@dataclass(frozen=True, slots=True)
+class ModeratorReply:
+    """The answer shown to the moderator who acted (in the community's locale)."""
+
+    ok: bool
+    message: Message
+    report: Report | None
+
+
+class SafeBot:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        store: Store,
+        port: PlatformPort,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        tokens: Callable[[], str] = lambda: secrets.token_hex(8),
+    ) -> None:
+        self.engine = engine
+        self.content = engine.content
+        self.store = store
+        self.port = port
+        self.settings = settings
+        self.clock = clock
+        self.tokens = tokens
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # per person, refcounted
+        self._outbox_wake = asyncio.Event()
+
+    # --- people ---------------------------------------------------------------------------
+    async def handle(self, event: Event) -> tuple[Message, ...]:
+        """Process one inbound event for one person; returns the private replies, in order."""
+        key = event.person.key
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._handle_locked(event)
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def _handle_locked(self, event: Event) -> tuple[Message, ...]:
+        person = event.person
+        session = await self.store.load_session(person)
+        replies: list[Message] = []
+        pending: list[Event] = [event]
+        forgotten = False
+        while pending:
+            current = pending.pop(0)
+            outcome = self.engine.step(session, current, self.clock(), self.tokens())
+            for effect in outcome.effects:
+                if isinstance(effect, Reply):
+                    replies.append(effect.message)
+                elif isinstance(effect, ListCommunities):
+                    pending.append(CommunitiesListed(person, await self.reportable(person)))
+                elif isinstance(effect, SubmitReport):
+                    pending.append(await self._submit(person, effect))
+                elif isinstance(effect, ForgetPerson):
+                    await self.store.forget_person(person)
+                    await self.store.audit(AuditEntry(self.clock(), "person", "forget"))
+                    forgotten = True
+            session = outcome.session
+        if forgotten or session is None:
+            await self.store.delete_session(person)
+        else:
+            await self._save(session)
+        return tuple(replies)
+
+    async def _save(self, session: Session) -> Session:
+        try:
+            return await self.store.save_session(session)
+        except VersionConflict:
+            # Another process wrote this conversation meanwhile; this event is the newest
+            # word from the person, so it wins.
+            stored = await self.store.load_session(session.person)
+            log.info("session version conflict; keeping the newest event's state")
+            return await self.store.save_session(
+                replace(session, version=stored.version if stored else 0)
+            )
+
+    async def reportable(self, person: PersonId) -> tuple[Community, ...]:
+        """Communities the person shares with the bot, that have moderators set up and that
+        have not blocked the person from reporting."""
+        shared = await self.port.shared_communities(person)
+        out: list[Community] = []
+        for community in shared:
+            config = await self.store.get_community(community.id)
+            if config is not None and person.key not in config.blocked:
+                out.append(community)
+        return tuple(out)
+
+    async def _submit(self, person: PersonId, effect: SubmitReport) -> Event:
+        draft = effect.draft
+        assert draft.community is not None and draft.category is not None
+        allowed = {c.id for c in await self.reportable(person)}
+        if draft.community not in allowed:
+            return ReportRefused(person, "report.not_allowed")
+        now = self.clock()
+        reference = effect.reference
+        for attempt in range(8):
+            report = Report(
+                reference=reference,
+                community=draft.community,
+                community_name=draft.community_name or "",
+                reporter=person,
+                reveal=bool(draft.reveal),
+                category=draft.category,
+                offender=draft.offender,
+                details=draft.details,
+                evidence=draft.evidence,
+                locale=effect.locale,
+                status=ReportStatus.NEW,
+                created_at=now,
+                updated_at=now,
+            )
+            alert = OutboxItem(
+                key=f"alert:{reference}",
+                kind=OutboxKind.ALERT,
+                reference=reference,
+                community=draft.community,
+                created_at=now,
+                next_try=now,
+            )
+            try:
+                await self.store.add_report(report, [alert])
+            except DuplicateReference:
+                existing = await self.store.get_report(reference)
+                if existing is not None and existing.reporter == person:
+                    break  # the same confirmation, repeated after a crash: already stored
+                reference = reference_from_token(self.tokens(), length=4 + attempt // 2)
+                continue
+            await self.store.audit(
+                AuditEntry(now, "reporter", "report", reference, draft.community)
+            )
+            log.info("report %s stored for %s", reference, draft.community.key)
+            break
+        else:  # pragma: no cover - eight collisions in a row
+            return ReportRefused(person, "report.failed")
+        self._outbox_wake.set()
+        return ReportSubmitted(person, reference)
+
+    # --- moderators -----------------------------------------------------------------------
+    async def moderator_action(
+        self, community: CommunityId, reference: str, action: str, moderator: str
+    ) -> ModeratorReply:
+        """A moderator of ``community`` acts on a report. The adapter has already checked that
+        the person is a moderator there; this checks the report belongs to that community."""
+        config = await self.store.get_community(community)
+        locale = config.locale if config else self.content.default_locale
+        reference = reference.strip().upper()
+        report = await self.store.get_report(reference)
+        if report is None or report.community != community:
+            return self._mod_reply(False, locale, "mod.unknown", reference, None)
+        try:
+            kind = Action(action)
+        except ValueError:
+            return self._mod_reply(False, locale, "mod.unknown_action", reference, report)
+        result = apply_action(report, kind, moderator, self.clock())
+        if not result.ok:
+            return self._mod_reply(False, locale, result.reason or "mod.unknown", reference, report)
+        try:
+            await self.store.update_report(result.report, result.outbox, result.audit)
+        except KeyError:  # purged by retention while the moderator was acting
+            return self._mod_reply(False, locale, "mod.unknown", reference, None)
+        self._outbox_wake.set()
+        log.info("report %s: %s", reference, kind.value)
+        return self._mod_reply(True, locale, f"mod.done.{kind.value}", reference, result.report)
+
+    def _mod_reply(
+        self, ok: bool, locale: str, key: str, reference: str, report: Report | None
+    ) -> ModeratorReply:
+        spans = self.content.spans(locale, key, reference=reference)
+        return ModeratorReply(ok, Message(spans), report)
+
+    async def configure_community(self, config: CommunityConfig, actor: str) -> None:
+        await self.store.put_community(replace(config, updated_at=self.clock()))
+        await self.store.audit(AuditEntry(self.clock(), actor, "configure", None, config.community))
+        self._outbox_wake.set()
+
+    # --- outbox ---------------------------------------------------------------------------
+    def wake_outbox(self) -> None:
+        self._outbox_wake.set()
+
+    async def deliver_due(self) -> int:
+        """One pass over due outbox items; returns how many were delivered."""
+        opts = self.settings.outbox
+        items = await self.store.claim_due(self.clock(), opts.batch, opts.lease)
+        delivered = 0
+        for item in items:
+            try:
+                await self._deliver(item)
+            except Exception as exc:
+                await self._failed(item, exc)
+                continue
+            await self.store.mark_delivered(item.key, self.clock())
+            delivered += 1
+        return delivered
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        report = await self.store.get_report(item.reference)
+        if report is None:
+            return  # purged: nothing left to deliver
+        if item.kind is OutboxKind.STATUS:
+            if report.reporter is None:
+                return  # the person asked to be forgotten
+            status = ReportStatus(item.payload.get("status", report.status.value))
+            message = status_message(self.content, report.evolve(status=status))
+            await self.port.send_private(report.reporter, message, item.key)
+            return
+        config = await self.store.get_community(report.community)
+        if config is None:
+            raise DeliveryError("no moderator destination is configured")
+        alert = build_alert(self.content, report, f"alert:{report.reference}", config.locale)
+        if item.kind is OutboxKind.ALERT:
+            await self.port.send_alert(config, alert)
+        else:
+            await self.port.update_alert(config, alert, item.key)
+
+    async def _failed(self, item: OutboxItem, exc: Exception) -> None:
+        opts = self.settings.outbox
+        attempts = item.attempts + 1
+        reason = exc.reason if isinstance(exc, DeliveryError) else type(exc).__name__
+        permanent = isinstance(exc, DeliveryError) and exc.permanent
+        if permanent or attempts >= opts.max_attempts:
+            await self.store.mark_parked(item.key, attempts, reason)
+            log.error("outbox %s parked after %d tries: %s", item.key, attempts, reason)
+            return
+        delay = min(opts.max_delay, opts.base_delay * 2 ** (attempts - 1))
+        delay *= random.uniform(0.5, 1.0)  # jitter: retries of many items don't line up
+        await self.store.mark_retry(item.key, attempts, self.clock() + delay, reason)
+        log.warning(
+            "outbox %s try %d failed (%s); next in %.1fs", item.key, attempts, reason, delay
+        )
+
+    async def run_outbox(self, stop: asyncio.Event, idle: float = 1.0) -> None:
+        """Deliver until ``stop`` is set. Wakes on new items; polls every ``idle`` seconds."""
+        while not stop.is_set():
+            self._outbox_wake.clear()
+            try:
+                await self.deliver_due()
+            except Exception:
+                log.exception("outbox pass failed")
+            waiter = asyncio.ensure_future(self._outbox_wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, timeout=idle, return_when="FIRST_COMPLETED")
+            waiter.cancel()
+            stopper.cancel()
+
+    async def purge_expired(self) -> int:
+        cutoff = self.clock() - self.settings.retention_days * _DAY
+        count = await self.store.purge_reports(cutoff)
+        if count:
+            log.info("purged %d reports past retention", count)
+        return count
+
+    async def run_background(self, stop: asyncio.Event) -> None:
+        """Outbox delivery plus an hourly retention purge, until ``stop`` is set."""
+
+        async def purge_loop() -> None:
+            while not stop.is_set():
+                try:
+                    await self.purge_expired()
+                except Exception:
+                    log.exception("retention purge failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=3600)
+
+        await asyncio.gather(self.run_outbox(stop), purge_loop())

@@ -1,0 +1,157 @@
+"""All configuration in one place: one TOML file plus environment variables for secrets.
+
+Every field has a default that works for the local console run. Secrets (tokens, passwords)
+are never read from the file: the file names the environment variable that holds them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+__all__ = [
+    "ConsoleSettings",
+    "DiscordSettings",
+    "MatrixSettings",
+    "OutboxSettings",
+    "Settings",
+    "SettingsError",
+    "default_database",
+    "load_settings",
+]
+
+
+class SettingsError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = tuple(problems)
+
+
+def default_database() -> str:
+    """SQLite in the user's data directory (falls back to ./safebot.db if it can't be made)."""
+    try:
+        folder = Path(platformdirs.user_data_dir("safebot", appauthor=False))
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder / "safebot.db")
+    except OSError:
+        return "safebot.db"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSettings:
+    max_attempts: int = 12  # then the item is parked and reported
+    base_delay: float = 2.0  # seconds; doubles each try, with jitter
+    max_delay: float = 300.0
+    lease: float = 60.0  # a claimed item is retried after this if its worker died
+    batch: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    community: str = "Demo Server"
+    moderator_channel: str = "#safety-team"
+    person: str = "you"
+    moderator: str = "mod"
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordSettings:
+    token_env: str = "SAFEBOT_DISCORD_TOKEN"
+    members_intent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixSettings:
+    homeserver: str = ""
+    user_id: str = ""
+    password_env: str = "SAFEBOT_MATRIX_PASSWORD"
+    access_token_env: str = "SAFEBOT_MATRIX_TOKEN"
+    device_id: str = ""
+    data_dir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database: str = field(default_factory=default_database)
+    default_locale: str = "en"
+    idle_timeout_minutes: float = 30.0
+    retention_days: int = 90
+    log_level: str = "INFO"
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    discord: DiscordSettings = field(default_factory=DiscordSettings)
+    matrix: MatrixSettings = field(default_factory=MatrixSettings)
+
+    def secret(self, env_name: str, environ: Mapping[str, str] | None = None) -> str | None:
+        value = (environ if environ is not None else os.environ).get(env_name, "").strip()
+        return value or None
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "outbox": OutboxSettings,
+    "console": ConsoleSettings,
+    "discord": DiscordSettings,
+    "matrix": MatrixSettings,
+}
+
+
+def _typed(cls: type[Any], raw: Mapping[str, Any], where: str, problems: list[str]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    defaults = cls()
+    for key, value in raw.items():
+        if key in _SECTIONS and cls is Settings:
+            if not isinstance(value, dict):
+                problems.append(f"[{key}] must be a table")
+                continue
+            values[key] = _typed(_SECTIONS[key], value, key, problems)
+            continue
+        if key not in known:
+            problems.append(f"{where}: unknown setting {key!r}")
+            continue
+        expected = type(getattr(defaults, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            problems.append(f"{where}.{key}: expected {expected.__name__}")
+            continue
+        values[key] = value
+    return replace(defaults, **values)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (if given) and apply overrides. Raises SettingsError."""
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise SettingsError([f"config file not found: {path}"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError([f"config file is not valid TOML: {exc}"]) from None
+    for secret_key in ("token", "password", "access_token"):
+        for section in ("discord", "matrix"):
+            if secret_key in raw.get(section, {}):
+                problems.append(
+                    f"[{section}] {secret_key}: put secrets in the environment, not the file"
+                )
+                raw[section].pop(secret_key)
+    settings: Settings = _typed(Settings, raw, "settings", problems)
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    if settings.retention_days < 1:
+        problems.append("retention_days must be at least 1")
+    if settings.idle_timeout_minutes <= 0:
+        problems.append("idle_timeout_minutes must be positive")
+    if settings.outbox.max_attempts < 1:
+        problems.append("outbox.max_attempts must be at least 1")
+    if problems:
+        raise SettingsError(problems)
+    return settings

@@ -1,0 +1,111 @@
+"""Storage ports. Every store (memory, SQLite, later PostgreSQL) passes one contract test."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from safebot.model import (
+    AuditEntry,
+    CommunityConfig,
+    CommunityId,
+    OutboxItem,
+    PersonId,
+    Report,
+    Session,
+)
+
+__all__ = ["Backlog", "DuplicateReference", "Store", "VersionConflict"]
+
+
+class DuplicateReference(Exception):
+    """A report with this reference already exists (the caller picks a new reference)."""
+
+
+class VersionConflict(Exception):
+    """The stored session changed since it was read (another process wrote it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Undelivered outbox items: how many are waiting, the oldest, how many are parked."""
+
+    waiting: int
+    parked: int
+    oldest_created_at: float | None
+
+
+class Store(Protocol):
+    # --- sessions (optimistic versioning) -------------------------------------------------
+    async def load_session(self, person: PersonId) -> Session | None:
+        """The stored session with its version, or None."""
+        ...
+
+    async def save_session(self, session: Session) -> Session:
+        """Write ``session`` if the stored version equals ``session.version`` (0 = not stored
+        yet). Returns the session with the new version; raises VersionConflict otherwise."""
+        ...
+
+    async def delete_session(self, person: PersonId) -> None: ...
+
+    # --- reports + outbox (one transaction) ------------------------------------------------
+    async def add_report(self, report: Report, outbox: Sequence[OutboxItem]) -> None:
+        """Store the report and its outbox items atomically. Raises DuplicateReference."""
+        ...
+
+    async def get_report(self, reference: str) -> Report | None: ...
+
+    async def update_report(
+        self, report: Report, outbox: Sequence[OutboxItem], audit: AuditEntry | None
+    ) -> None:
+        """Replace the report row, enqueue items (ignoring keys already present) and append the
+        audit entry, atomically."""
+        ...
+
+    async def reports_for_community(self, community: CommunityId) -> list[Report]: ...
+
+    async def forget_person(self, person: PersonId) -> int:
+        """Delete the session and set reporter to None on the person's reports; pending status
+        items for that person are dropped. Returns how many reports were unlinked."""
+        ...
+
+    async def purge_reports(self, created_before: float) -> int:
+        """Delete reports created before the cutoff and their outbox items. Returns count."""
+        ...
+
+    # --- outbox --------------------------------------------------------------------------
+    async def enqueue(self, items: Sequence[OutboxItem]) -> None:
+        """Add items; an item whose key already exists is ignored (idempotent)."""
+        ...
+
+    async def claim_due(self, now: float, limit: int, lease: float) -> list[OutboxItem]:
+        """Items not delivered, not parked, with next_try <= now, oldest first. Claiming moves
+        their next_try to now + lease so a crashed worker's claim expires by itself."""
+        ...
+
+    async def mark_delivered(self, key: str, now: float) -> None: ...
+
+    async def mark_retry(self, key: str, attempts: int, next_try: float, error: str) -> None: ...
+
+    async def mark_parked(self, key: str, attempts: int, error: str) -> None: ...
+
+    async def get_outbox_item(self, key: str) -> OutboxItem | None: ...
+
+    async def backlog(self, community: CommunityId | None = None) -> Backlog: ...
+
+    # --- community settings --------------------------------------------------------------
+    async def get_community(self, community: CommunityId) -> CommunityConfig | None: ...
+
+    async def put_community(self, config: CommunityConfig) -> None: ...
+
+    async def delete_community(self, community: CommunityId) -> None: ...
+
+    async def list_communities(self, platform: str) -> list[CommunityConfig]: ...
+
+    # --- audit log -----------------------------------------------------------------------
+    async def audit(self, entry: AuditEntry) -> None: ...
+
+    async def audit_log(self, reference: str | None = None) -> list[AuditEntry]: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,173 @@
+"""Numbered schema migrations for the SQLite store.
+
+Each migration runs in its own transaction together with its row in ``schema_version``, so a
+failed migration leaves the database at the previous version. Migrations are append-only:
+never edit one that has shipped, add a new one instead.
+
+Timestamps are REAL epoch seconds, JSON columns are TEXT, enums are stored as their value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import aiosqlite
+
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "current_version", "migrate"]
+
+log = logging.getLogger(__name__)
+
+
+class Migration(NamedTuple):
+    version: int
+    description: str
+    script: str
+
+
+_V1 = """
+CREATE TABLE sessions (
+    person     TEXT PRIMARY KEY,        -- PersonId.key
+    state      TEXT NOT NULL,           -- Session.to_json()
+    version    INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+
+CREATE TABLE reports (
+    reference      TEXT PRIMARY KEY,
+    community      TEXT NOT NULL,       -- CommunityId.key
+    community_name TEXT NOT NULL,
+    reporter       TEXT,                -- PersonId.key, NULL once forgotten
+    reveal         INTEGER NOT NULL,
+    category       TEXT NOT NULL,
+    offender       TEXT,
+    details        TEXT,
+    evidence       TEXT NOT NULL,       -- JSON array of strings
+    locale         TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    created_at     REAL NOT NULL,
+    updated_at     REAL NOT NULL,
+    handled_by     TEXT
+);
+CREATE INDEX reports_by_community ON reports (community, created_at);
+CREATE INDEX reports_by_reporter ON reports (reporter) WHERE reporter IS NOT NULL;
+CREATE INDEX reports_by_created ON reports (created_at);
+
+CREATE TABLE outbox (
+    key          TEXT PRIMARY KEY,      -- idempotency key
+    kind         TEXT NOT NULL,
+    reference    TEXT NOT NULL,
+    community    TEXT NOT NULL,
+    payload      TEXT NOT NULL,         -- JSON object of strings
+    created_at   REAL NOT NULL,
+    next_try     REAL NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    delivered_at REAL,
+    parked       INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT
+);
+CREATE INDEX outbox_due ON outbox (next_try, created_at)
+    WHERE delivered_at IS NULL AND parked = 0;
+CREATE INDEX outbox_pending_by_community ON outbox (community, created_at)
+    WHERE delivered_at IS NULL;
+CREATE INDEX outbox_by_reference ON outbox (reference);
+"""
+
+_V2 = """
+CREATE TABLE communities (
+    community   TEXT PRIMARY KEY,       -- CommunityId.key
+    platform    TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    mention     TEXT,
+    locale      TEXT NOT NULL,
+    blocked     TEXT NOT NULL,          -- JSON array of person keys
+    updated_at  REAL NOT NULL
+);
+CREATE INDEX communities_by_platform ON communities (platform, community);
+
+CREATE TABLE audit_log (
+    id        INTEGER PRIMARY KEY,      -- insertion order
+    at        REAL NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    reference TEXT,
+    community TEXT
+);
+CREATE INDEX audit_log_by_reference ON audit_log (reference) WHERE reference IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "sessions, reports and outbox", _V1),
+    Migration(2, "community settings and audit log", _V2),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version     INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at  REAL NOT NULL
+)
+"""
+
+
+async def current_version(conn: aiosqlite.Connection) -> int:
+    """The highest applied migration, 0 for an empty database."""
+    await conn.execute(_VERSION_TABLE)
+    rows = list(await conn.execute_fetchall("SELECT MAX(version) FROM schema_version"))
+    value = rows[0][0]
+    return int(value) if value is not None else 0
+
+
+async def migrate(
+    conn: aiosqlite.Connection,
+    target: int | None = None,
+    migrations: Sequence[Migration] = MIGRATIONS,
+) -> int:
+    """Apply the migrations above the current version up to ``target`` (default: the latest)
+    in order, each in its own transaction. Returns the resulting version."""
+    _check_numbering(migrations)
+    latest = migrations[-1].version if migrations else 0
+    goal = latest if target is None else target
+    current = await current_version(conn)
+    if current > latest:
+        raise RuntimeError(
+            f"database schema version {current} is newer than this SafeBot ({latest}); "
+            "refusing to touch it"
+        )
+    if not 0 <= goal <= latest:
+        raise ValueError(f"no migration to version {goal}")
+    if goal < current:
+        raise ValueError(f"cannot downgrade schema from {current} to {goal}")
+    for migration in migrations:
+        if current < migration.version <= goal:
+            await _apply(conn, migration)
+            log.info("schema migrated to version %d: %s", migration.version, migration.description)
+    return max(current, goal)
+
+
+async def _apply(conn: aiosqlite.Connection, migration: Migration) -> None:
+    # executescript() commits a pending transaction first but adds no other transaction
+    # control, so the BEGIN in the script keeps the DDL and the version row together.
+    try:
+        await conn.executescript("BEGIN IMMEDIATE;\n" + migration.script)
+        await conn.execute(
+            "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.description, time.time()),
+        )
+        await conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.OperationalError):  # no transaction was open
+            await conn.execute("ROLLBACK")
+        raise
+
+
+def _check_numbering(migrations: Sequence[Migration]) -> None:
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(f"migrations must be numbered 1..n in order, got {versions}")

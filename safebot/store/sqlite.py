@@ -1,0 +1,491 @@
+"""SQLite Store on one aiosqlite connection.
+
+Every statement goes through ``self._lock``: the connection is shared, so without the lock a
+coroutine could run a statement inside another coroutine's open transaction (and see or
+commit its half-done work). Multi-statement operations use ``BEGIN IMMEDIATE`` so the write
+lock is taken up front and a concurrent process gets ``busy_timeout`` instead of a deadlock.
+
+Nothing here logs message text or report contents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from safebot.model import (
+    AuditEntry,
+    CommunityConfig,
+    CommunityId,
+    OutboxItem,
+    OutboxKind,
+    PersonId,
+    Report,
+    ReportStatus,
+    Session,
+)
+from safebot.store.base import Backlog, DuplicateReference, Store, VersionConflict
+from safebot.store.migrations import migrate
+
+__all__ = ["SqliteStore"]
+
+log = logging.getLogger(__name__)
+
+_MEMORY = ":memory:"
+_BUSY_TIMEOUT_MS = 5000
+
+_REPORT_COLUMNS = (
+    "reference, community, community_name, reporter, reveal, category, offender, details, "
+    "evidence, locale, status, created_at, updated_at, handled_by"
+)
+_OUTBOX_COLUMNS = (
+    "key, kind, reference, community, payload, created_at, next_try, attempts, delivered_at, "
+    "parked, last_error"
+)
+_COMMUNITY_COLUMNS = "community, platform, name, destination, mention, locale, blocked, updated_at"
+_AUDIT_COLUMNS = "at, actor, action, reference, community"
+
+_INSERT_OUTBOX = (
+    f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (key) DO NOTHING"
+)
+_INSERT_AUDIT = f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+_PENDING = "delivered_at IS NULL AND parked = 0"
+
+Params = Sequence[Any]
+
+
+class SqliteStore:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        """Use ``await SqliteStore.open(path)``; this expects a configured, migrated connection."""
+        self._conn: aiosqlite.Connection | None = conn
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteStore:
+        """Open (creating with mode 0600 if needed) and migrate the database at ``path``."""
+        if path != _MEMORY:
+            await asyncio.to_thread(_create_private_file, Path(path))
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            conn.row_factory = aiosqlite.Row
+            await _configure(conn, path)
+            await migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        if path != _MEMORY:
+            await asyncio.to_thread(_tighten_sidecars, Path(path))
+        return cls(conn)
+
+    # --- plumbing -------------------------------------------------------------------------
+    def _connection(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError("store is closed")
+        return self._conn
+
+    async def _fetch(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        async with self._lock:
+            return list(await self._connection().execute_fetchall(sql, params))
+
+    async def _write(self, sql: str, params: Params = ()) -> int:
+        """One statement in its own (autocommit) transaction. Returns the changed row count."""
+        async with self._lock, self._connection().execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, *, scrub_wal: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            conn = self._connection()
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                await conn.execute("COMMIT")
+            except BaseException:
+                # The worker thread runs statements in order, so this ROLLBACK comes after
+                # everything this transaction queued (BEGIN included), even when we were
+                # cancelled mid-await: the lock is never released with a transaction open.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await conn.execute("ROLLBACK")
+                raise
+            if scrub_wal:
+                await _truncate_wal(conn)
+
+    # --- sessions -------------------------------------------------------------------------
+    async def load_session(self, person: PersonId) -> Session | None:
+        rows = await self._fetch(
+            "SELECT state, version FROM sessions WHERE person = ?", (person.key,)
+        )
+        if not rows:
+            return None
+        return Session.from_json(person, rows[0]["state"], int(rows[0]["version"]))
+
+    async def save_session(self, session: Session) -> Session:
+        state, person = session.to_json(), session.person.key
+        if session.version == 0:
+            changed = await self._write(
+                "INSERT INTO sessions (person, state, version, updated_at) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT (person) DO NOTHING",
+                (person, state, session.updated_at),
+            )
+        else:
+            changed = await self._write(
+                "UPDATE sessions SET state = ?, version = version + 1, updated_at = ? "
+                "WHERE person = ? AND version = ?",
+                (state, session.updated_at, person, session.version),
+            )
+        if changed != 1:
+            raise VersionConflict  # no person id in the message: callers may log it
+        return session.evolve(version=session.version + 1)
+
+    async def delete_session(self, person: PersonId) -> None:
+        await self._write("DELETE FROM sessions WHERE person = ?", (person.key,))
+
+    # --- reports + outbox -----------------------------------------------------------------
+    async def add_report(self, report: Report, outbox: Sequence[OutboxItem]) -> None:
+        row, items = _report_row(report), [_outbox_row(i) for i in outbox]
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                f"INSERT INTO reports ({_REPORT_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (reference) DO NOTHING",
+                row,
+            )
+            if cursor.rowcount != 1:
+                raise DuplicateReference(report.reference)
+            await conn.executemany(_INSERT_OUTBOX, items)
+
+    async def get_report(self, reference: str) -> Report | None:
+        rows = await self._fetch(
+            f"SELECT {_REPORT_COLUMNS} FROM reports WHERE reference = ?", (reference,)
+        )
+        return _report(rows[0]) if rows else None
+
+    async def update_report(
+        self, report: Report, outbox: Sequence[OutboxItem], audit: AuditEntry | None
+    ) -> None:
+        """Raises KeyError (writing nothing) if the report does not exist (e.g. purged)."""
+        row, items = _report_row(report), [_outbox_row(i) for i in outbox]
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE reports SET community = ?, community_name = ?, reporter = ?, "
+                "reveal = ?, category = ?, offender = ?, details = ?, evidence = ?, "
+                "locale = ?, status = ?, created_at = ?, updated_at = ?, handled_by = ? "
+                "WHERE reference = ?",
+                (*row[1:], row[0]),
+            )
+            if cursor.rowcount != 1:
+                raise KeyError(report.reference)
+            await conn.executemany(_INSERT_OUTBOX, items)
+            if audit is not None:
+                await conn.execute(_INSERT_AUDIT, _audit_row(audit))
+
+    async def reports_for_community(self, community: CommunityId) -> list[Report]:
+        rows = await self._fetch(
+            f"SELECT {_REPORT_COLUMNS} FROM reports WHERE community = ? "
+            "ORDER BY created_at, reference",
+            (community.key,),
+        )
+        return [_report(r) for r in rows]
+
+    async def forget_person(self, person: PersonId) -> int:
+        async with self._transaction(scrub_wal=True) as conn:
+            await conn.execute("DELETE FROM sessions WHERE person = ?", (person.key,))
+            await conn.execute(
+                "DELETE FROM outbox WHERE kind = ? AND delivered_at IS NULL AND reference IN "
+                "(SELECT reference FROM reports WHERE reporter = ?)",
+                (OutboxKind.STATUS.value, person.key),
+            )
+            cursor = await conn.execute(
+                "UPDATE reports SET reporter = NULL WHERE reporter = ?", (person.key,)
+            )
+            return cursor.rowcount
+
+    async def purge_reports(self, created_before: float) -> int:
+        async with self._transaction(scrub_wal=True) as conn:
+            await conn.execute(
+                "DELETE FROM outbox WHERE reference IN "
+                "(SELECT reference FROM reports WHERE created_at < ?)",
+                (created_before,),
+            )
+            cursor = await conn.execute(
+                "DELETE FROM reports WHERE created_at < ?", (created_before,)
+            )
+            return cursor.rowcount
+
+    # --- outbox ---------------------------------------------------------------------------
+    async def enqueue(self, items: Sequence[OutboxItem]) -> None:
+        rows = [_outbox_row(i) for i in items]
+        async with self._transaction() as conn:
+            await conn.executemany(_INSERT_OUTBOX, rows)
+
+    async def claim_due(self, now: float, limit: int, lease: float) -> list[OutboxItem]:
+        if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
+            return []
+        until = now + lease
+        async with self._transaction() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE {_PENDING} AND next_try <= ? "
+                "ORDER BY created_at, key LIMIT ?",
+                (now, limit),
+            )
+            claimed = [replace(_outbox_item(r), next_try=until) for r in rows]
+            await conn.executemany(
+                "UPDATE outbox SET next_try = ? WHERE key = ?",
+                [(until, item.key) for item in claimed],
+            )
+        return claimed
+
+    async def mark_delivered(self, key: str, now: float) -> None:
+        await self._write("UPDATE outbox SET delivered_at = ? WHERE key = ?", (now, key))
+
+    async def mark_retry(self, key: str, attempts: int, next_try: float, error: str) -> None:
+        await self._write(
+            "UPDATE outbox SET attempts = ?, next_try = ?, last_error = ? WHERE key = ?",
+            (attempts, next_try, error, key),
+        )
+
+    async def mark_parked(self, key: str, attempts: int, error: str) -> None:
+        await self._write(
+            "UPDATE outbox SET attempts = ?, parked = 1, last_error = ? WHERE key = ?",
+            (attempts, error, key),
+        )
+
+    async def get_outbox_item(self, key: str) -> OutboxItem | None:
+        rows = await self._fetch(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE key = ?", (key,))
+        return _outbox_item(rows[0]) if rows else None
+
+    async def backlog(self, community: CommunityId | None = None) -> Backlog:
+        sql = (
+            "SELECT COUNT(*) FILTER (WHERE parked = 0), COUNT(*) FILTER (WHERE parked <> 0), "
+            "MIN(created_at) FILTER (WHERE parked = 0) FROM outbox WHERE delivered_at IS NULL"
+        )
+        params: tuple[str, ...] = ()
+        if community is not None:
+            sql, params = sql + " AND community = ?", (community.key,)
+        waiting, parked, oldest = (await self._fetch(sql, params))[0]
+        return Backlog(int(waiting), int(parked), None if oldest is None else float(oldest))
+
+    # --- community settings ---------------------------------------------------------------
+    async def get_community(self, community: CommunityId) -> CommunityConfig | None:
+        rows = await self._fetch(
+            f"SELECT {_COMMUNITY_COLUMNS} FROM communities WHERE community = ?", (community.key,)
+        )
+        return _community(rows[0]) if rows else None
+
+    async def put_community(self, config: CommunityConfig) -> None:
+        await self._write(
+            f"INSERT INTO communities ({_COMMUNITY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (community) DO UPDATE SET platform = excluded.platform, "
+            "name = excluded.name, destination = excluded.destination, "
+            "mention = excluded.mention, locale = excluded.locale, "
+            "blocked = excluded.blocked, updated_at = excluded.updated_at",
+            (
+                config.community.key,
+                config.community.platform,
+                config.name,
+                config.destination,
+                config.mention,
+                config.locale,
+                _dumps(list(config.blocked)),
+                config.updated_at,
+            ),
+        )
+
+    async def delete_community(self, community: CommunityId) -> None:
+        await self._write("DELETE FROM communities WHERE community = ?", (community.key,))
+
+    async def list_communities(self, platform: str) -> list[CommunityConfig]:
+        rows = await self._fetch(
+            f"SELECT {_COMMUNITY_COLUMNS} FROM communities WHERE platform = ? ORDER BY community",
+            (platform,),
+        )
+        return [_community(r) for r in rows]
+
+    # --- audit log ------------------------------------------------------------------------
+    async def audit(self, entry: AuditEntry) -> None:
+        await self._write(_INSERT_AUDIT, _audit_row(entry))
+
+    async def audit_log(self, reference: str | None = None) -> list[AuditEntry]:
+        if reference is None:
+            rows = await self._fetch(f"SELECT {_AUDIT_COLUMNS} FROM audit_log ORDER BY id")
+        else:
+            rows = await self._fetch(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE reference = ? ORDER BY id",
+                (reference,),
+            )
+        return [_audit_entry(r) for r in rows]
+
+    async def close(self) -> None:
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.execute("PRAGMA optimize")
+                await conn.close()
+
+
+# --- connection setup ------------------------------------------------------------------------
+def _create_private_file(path: Path) -> None:
+    """Create the database file readable by its owner only, before SQLite opens it.
+
+    SQLite creates the -wal and -shm files with the database file's permissions."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            log.warning("database %s is accessible by other users; chmod 600 it", path)
+        return
+    os.close(fd)
+
+
+def _tighten_sidecars(path: Path) -> None:
+    for suffix in ("-wal", "-shm"):
+        sidecar = path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(sidecar, 0o600)
+
+
+async def _configure(conn: aiosqlite.Connection, path: str) -> None:
+    await conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    rows = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
+    if path != _MEMORY and rows[0][0] != "wal":
+        log.warning("could not switch %s to WAL (journal_mode=%s)", path, rows[0][0])
+    # FULL, not NORMAL: in WAL mode NORMAL skips the fsync at commit, so a power loss or OS
+    # crash can undo the last transactions even though the process saw them commit. We show
+    # the person a report receipt right after add_report(); it must survive power loss, not
+    # only a process crash. Commits here are rare and small, so the extra fsync is cheap.
+    await conn.execute("PRAGMA synchronous = FULL")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    # Overwrite deleted content with zeros so forgotten sessions and purged reports do not
+    # linger in free space of the database file.
+    await conn.execute("PRAGMA secure_delete = ON")
+
+
+async def _truncate_wal(conn: aiosqlite.Connection) -> None:
+    """Checkpoint and empty the -wal file, which still holds old copies of deleted rows."""
+    rows = list(await conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)"))
+    if rows and rows[0][0]:
+        log.warning("WAL checkpoint was blocked; deleted data stays in the -wal file for now")
+
+
+# --- row mapping -----------------------------------------------------------------------------
+def _dumps(value: object) -> str:
+    # ASCII escapes keep lone surrogates representable (SQLite text must be valid UTF-8).
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _key(value: PersonId | CommunityId | None) -> str | None:
+    return value.key if value is not None else None
+
+
+def _report_row(r: Report) -> tuple[Any, ...]:
+    return (
+        r.reference,
+        r.community.key,
+        r.community_name,
+        _key(r.reporter),
+        int(r.reveal),
+        str(r.category),
+        r.offender,
+        r.details,
+        _dumps(list(r.evidence)),
+        r.locale,
+        ReportStatus(r.status).value,
+        r.created_at,
+        r.updated_at,
+        r.handled_by,
+    )
+
+
+def _report(row: sqlite3.Row) -> Report:
+    return Report(
+        reference=row["reference"],
+        community=CommunityId.parse(row["community"]),
+        community_name=row["community_name"],
+        reporter=PersonId.parse(row["reporter"]) if row["reporter"] is not None else None,
+        reveal=bool(row["reveal"]),
+        category=row["category"],
+        offender=row["offender"],
+        details=row["details"],
+        evidence=tuple(json.loads(row["evidence"])),
+        locale=row["locale"],
+        status=ReportStatus(row["status"]),
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+        handled_by=row["handled_by"],
+    )
+
+
+def _outbox_row(i: OutboxItem) -> tuple[Any, ...]:
+    return (
+        i.key,
+        OutboxKind(i.kind).value,
+        i.reference,
+        i.community.key,
+        _dumps(dict(i.payload)),
+        i.created_at,
+        i.next_try,
+        i.attempts,
+        i.delivered_at,
+        int(i.parked),
+        i.last_error,
+    )
+
+
+def _outbox_item(row: sqlite3.Row) -> OutboxItem:
+    delivered_at = row["delivered_at"]
+    return OutboxItem(
+        key=row["key"],
+        kind=OutboxKind(row["kind"]),
+        reference=row["reference"],
+        community=CommunityId.parse(row["community"]),
+        created_at=float(row["created_at"]),
+        next_try=float(row["next_try"]),
+        payload=json.loads(row["payload"]),
+        attempts=int(row["attempts"]),
+        delivered_at=float(delivered_at) if delivered_at is not None else None,
+        parked=bool(row["parked"]),
+        last_error=row["last_error"],
+    )
+
+
+def _community(row: sqlite3.Row) -> CommunityConfig:
+    return CommunityConfig(
+        community=CommunityId.parse(row["community"]),
+        name=row["name"],
+        destination=row["destination"],
+        mention=row["mention"],
+        locale=row["locale"],
+        blocked=tuple(json.loads(row["blocked"])),
+        updated_at=float(row["updated_at"]),
+    )
+
+
+def _audit_row(e: AuditEntry) -> tuple[Any, ...]:
+    return (e.at, e.actor, e.action, e.reference, _key(e.community))
+
+
+def _audit_entry(row: sqlite3.Row) -> AuditEntry:
+    community = row["community"]
+    return AuditEntry(
+        at=float(row["at"]),
+        actor=row["actor"],
+        action=row["action"],
+        reference=row["reference"],
+        community=CommunityId.parse(community) if community is not None else None,
+    )
+
+
+_conforms: type[Store] = SqliteStore

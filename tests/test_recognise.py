@@ -1,0 +1,562 @@
+"""The free-text recogniser: a table of real-looking messages, crisis detection, normalization,
+the bundled content files, robustness on any input, and speed."""
+
+from __future__ import annotations
+
+import re
+import time
+import tomllib
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from safebot.recognise import INTENTS, Recogniser, Recognition, normalize
+
+CONTENT = Path(__file__).parents[1] / "content"
+LOCALES = ["en", "es"]
+
+
+@pytest.fixture(scope="module")
+def rec() -> Recogniser:
+    return Recogniser.from_dir(CONTENT, LOCALES)
+
+
+# (message, expected intent, expected locale)
+EN: list[tuple[str, str, str]] = [
+    # crisis
+    ("i want to die", "crisis", "en"),
+    ("i wanna die", "crisis", "en"),
+    ("kms", "crisis", "en"),
+    ("gonna kms fr", "crisis", "en"),
+    ("Im going to kill myself", "crisis", "en"),
+    ("i cant go on like this", "crisis", "en"),
+    ("i just want to end it all", "crisis", "en"),
+    ("been thinking about hurting myself", "crisis", "en"),
+    ("i dont wanna be alive anymore", "crisis", "en"),
+    ("if he posts them im gonna unalive myself", "crisis", "en"),
+    ("i feel suicidal", "crisis", "en"),
+    ("i cant take it anymore", "crisis", "en"),
+    ("honestly everyone would be better off without me", "crisis", "en"),
+    ("hes outside my house right now", "crisis", "en"),
+    # stop
+    ("stop", "stop", "en"),
+    ("bye", "stop", "en"),
+    ("leave me alone", "stop", "en"),
+    ("quit", "stop", "en"),
+    ("ok bye thanks", "stop", "en"),
+    ("i want to end this chat", "stop", "en"),
+    # forget
+    ("delete my data", "forget", "en"),
+    ("forget me", "forget", "en"),
+    ("can you delete everything you know about me", "forget", "en"),
+    ("pls dont save any of this", "forget", "en"),
+    # language
+    ("change language", "language", "en"),
+    ("spanish", "language", "en"),
+    ("can u talk in spanish", "language", "en"),
+    ("English please", "language", "en"),
+    ("wrong country", "language", "en"),
+    # report
+    ("tell the mods", "report", "en"),
+    ("can you report him to the admins", "report", "en"),
+    ("report this", "report", "en"),
+    ("i want to let the moderators know", "report", "en"),
+    # block
+    ("how do I block them", "block", "en"),
+    ("make him stop messaging me", "block", "en"),
+    ("he keeps making new accounts to dm me", "block", "en"),
+    ("how to blok someone on discord", "block", "en"),
+    # q_pay
+    ("should I pay?", "q_pay", "en"),
+    ("shuld i pay him", "q_pay", "en"),
+    ("if i pay will they stop", "q_pay", "en"),
+    ("should i just send another pic", "q_pay", "en"),
+    ("what if i dont pay", "q_pay", "en"),
+    ("i already paid him 200 and he wants more", "q_pay", "en"),
+    ("do i have to pay??", "q_pay", "en"),
+    # q_delete
+    ("should I delete the chat?", "q_delete", "en"),
+    ("can i delete everything", "q_delete", "en"),
+    ("shud i delete my insta", "q_delete", "en"),
+    ("is it ok to delete the messages", "q_delete", "en"),
+    # takedown
+    ("get my pics taken down", "takedown", "en"),
+    ("remove my photos", "takedown", "en"),
+    ("how do i get them off the internet", "takedown", "en"),
+    ("take it down", "takedown", "en"),
+    ("my nudes got leaked on twitter", "takedown", "en"),
+    # disclosure
+    ("he wants $500 or he'll send my pics to my followers", "disclosure", "en"),
+    ("someone is threatening to post my nudes", "disclosure", "en"),
+    ("she says she'll share my video unless I pay", "disclosure", "en"),
+    ("he sed he'll post my nudes", "disclosure", "en"),
+    ("this guy is blackmailing me", "disclosure", "en"),
+    ("he wants 1k in gift cards", "disclosure", "en"),
+    ("some girl on insta recorded our facetime and now wants money", "disclosure", "en"),
+    ("they keep asking for more pics", "disclosure", "en"),
+    ("he has my n00dz and says hell leak them", "disclosure", "en"),
+    ("i sent a girl pics and now shes thretening me", "disclosure", "en"),
+    # understand
+    ("what is sextortion", "understand", "en"),
+    ("is this sextortion", "understand", "en"),
+    ("is it my fault", "understand", "en"),
+    ("will i get in trouble", "understand", "en"),
+    ("wat is sextortion", "understand", "en"),
+    ("i feel so stupid", "understand", "en"),
+    # todo
+    ("what do I do", "todo", "en"),
+    ("help me what now", "todo", "en"),
+    ("idk what to do", "todo", "en"),
+    ("wat should i do now", "todo", "en"),
+    # resources
+    ("who can I call", "resources", "en"),
+    ("is there a hotline", "resources", "en"),
+    ("should i go to the police", "resources", "en"),
+    ("i need someone to talk to", "resources", "en"),
+    # menu
+    ("hi", "menu", "en"),
+    ("Hello!", "menu", "en"),
+    ("help", "menu", "en"),
+    ("back to menu", "menu", "en"),
+    ("heyyyy", "menu", "en"),
+]
+
+ES: list[tuple[str, str, str]] = [
+    # crisis
+    ("me quiero morir", "crisis", "es"),
+    ("me kiero morir", "crisis", "es"),
+    ("ya no quiero vivir", "crisis", "es"),
+    ("me quiero matar", "crisis", "es"),
+    ("voy a matarme", "crisis", "es"),
+    ("pienso en suicidarme", "crisis", "es"),
+    ("no aguanto más", "crisis", "es"),
+    ("quiero acabar con todo", "crisis", "es"),
+    ("tengo ganas de cortarme", "crisis", "es"),
+    ("si publica las fotos me mato", "crisis", "es"),
+    ("subió las fotos y ya no quiero seguir viviendo", "crisis", "es"),
+    ("está afuera de mi casa", "crisis", "es"),
+    # stop
+    ("para", "stop", "es"),
+    ("Adiós", "stop", "es"),
+    ("chau", "stop", "es"),
+    ("ya basta", "stop", "es"),
+    ("déjame en paz", "stop", "es"),
+    ("no quiero seguir hablando", "stop", "es"),
+    # forget
+    ("borra mis datos", "forget", "es"),
+    ("olvídame", "forget", "es"),
+    ("borrá todo lo que te dije", "forget", "es"),
+    ("no guardes nada de esto porfa", "forget", "es"),
+    # language
+    ("español", "language", "es"),
+    ("cambiar idioma", "language", "es"),
+    ("¿hablas inglés?", "language", "es"),
+    ("estoy en otro país", "language", "es"),
+    # report
+    ("avisar a los moderadores", "report", "es"),
+    ("quiero reportarlo", "report", "es"),
+    ("dile a los admins", "report", "es"),
+    ("como lo denuncio en el server", "report", "es"),
+    # block
+    ("¿cómo lo bloqueo?", "block", "es"),
+    ("bloquear", "block", "es"),
+    ("quiero que deje de escribirme", "block", "es"),
+    ("no me deja en paz", "block", "es"),
+    # q_pay
+    ("¿le pago?", "q_pay", "es"),
+    ("¿debería pagar?", "q_pay", "es"),
+    ("tengo q pagarle?", "q_pay", "es"),
+    ("si le pago me deja en paz?", "q_pay", "es"),
+    ("que pasa si no le pago", "q_pay", "es"),
+    ("ya le pagué y quiere más", "q_pay", "es"),
+    ("¿le mando otra foto?", "q_pay", "es"),
+    # q_delete
+    ("¿borro el chat?", "q_delete", "es"),
+    ("debo borrar mi cuenta?", "q_delete", "es"),
+    ("puedo eliminar la conversación", "q_delete", "es"),
+    ("ya borré todos los mensajes", "q_delete", "es"),
+    # takedown
+    ("borrar mis fotos de internet", "takedown", "es"),
+    ("quiero que quiten mis fotos", "takedown", "es"),
+    ("como saco mi video de internet", "takedown", "es"),
+    ("subió mis fotos a twitter", "takedown", "es"),
+    ("mis fotos ya están circulando", "takedown", "es"),
+    # disclosure
+    ("me están extorsionando", "disclosure", "es"),
+    ("dice que va a publicar mis fotos si no le pago", "disclosure", "es"),
+    ("me amenaza con pasar mis fotos", "disclosure", "es"),
+    ("un tipo tiene mi pack y me pide plata", "disclosure", "es"),
+    ("me pide 200 dolares o las sube", "disclosure", "es"),
+    ("quiere mas nudes", "disclosure", "es"),
+    ("me dijo q si no le mando mas fotos se las pasa a mis papas", "disclosure", "es"),
+    ("si no le depositás 500 pesos publica todo", "disclosure", "es"),
+    ("me chantajea con un video", "disclosure", "es"),
+    # understand
+    ("¿qué es la sextorsión?", "understand", "es"),
+    ("ke es sextorsion", "understand", "es"),
+    ("¿es mi culpa?", "understand", "es"),
+    ("esto es sextorsion?", "understand", "es"),
+    ("me van a meter en problemas?", "understand", "es"),
+    ("me siento re estúpida", "understand", "es"),
+    # todo
+    ("¿qué hago?", "todo", "es"),
+    ("q hago", "todo", "es"),
+    ("no sé qué hacer", "todo", "es"),
+    ("y ahora qué", "todo", "es"),
+    ("qué debería hacer", "todo", "es"),
+    # resources
+    ("número de ayuda", "resources", "es"),
+    ("¿a quién puedo llamar?", "resources", "es"),
+    ("puedo ir a la policía?", "resources", "es"),
+    ("necesito hablar con alguien", "resources", "es"),
+    # menu
+    ("hola", "menu", "es"),
+    ("ayuda", "menu", "es"),
+    ("holaaa", "menu", "es"),
+    ("volver al menú", "menu", "es"),
+    ("buenas", "menu", "es"),
+]
+
+TABLE = EN + ES
+
+
+def test_table_is_balanced() -> None:
+    assert len(TABLE) >= 100
+    assert abs(len(EN) - len(ES)) <= 10
+    assert {intent for _, intent, _ in TABLE} == set(INTENTS)
+
+
+@pytest.mark.parametrize(("text", "intent", "locale"), TABLE)
+def test_table(rec: Recogniser, text: str, intent: str, locale: str) -> None:
+    got = rec.recognise(text)
+    assert (got.intent, got.locale) == (intent, locale)
+    assert got.crisis == (intent == "crisis")
+
+
+@pytest.mark.parametrize(("text", "intent", "locale"), TABLE)
+def test_table_with_either_preference(
+    rec: Recogniser, text: str, intent: str, locale: str
+) -> None:
+    """The person's current locale never changes which intent is found."""
+    for prefer in LOCALES:
+        assert rec.recognise(text, prefer=prefer).intent == intent
+
+
+# --- crisis ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "he posted it and i just want to die",
+        "everyone at school saw it, i dont want to live anymore",
+        "idk what to do he wants $500 and honestly i wanna kms",
+        "should i pay? i cant do this anymore",
+        "hi. i think im going to end my life tonight",
+        "he told me to kill myself if i dont pay",
+        "my parents are going to find out and i want to disappear",
+        "pls help me hes threatening to post my pics and i keep thinking about suicide",
+        "I WANT TO DIE",
+        "i wanna die lol",
+        "i want to d1e",
+        "im gonna k1ll myself",
+        "su\u200bicide",
+        "suicdie",
+        "he said he'll kill me",
+        "i'm not safe",
+        "ya subió las fotos y me quiero morir",
+        "no sé qué hacer, ya no quiero vivir",
+        "me dijo que si no le pago me va a matar",
+        "estoy pensando en suicidarme",
+        "ya no puedo más con esto",
+        "si mis papás ven eso me muero",
+    ],
+)
+def test_crisis_detected(rec: Recogniser, text: str) -> None:
+    got = rec.recognise(text)
+    assert got.crisis
+    assert got.intent == "crisis"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "this homework is killing me",
+        "im dying of laughing",
+        "lmao im dead",
+        "im gonna die of laughter",
+        "my mom is gonna kill me if she finds out",
+        "i killed it at practice today",
+        "me muero de risa jajaja",
+        "me mato de risa",
+        "i cant go on discord rn",
+        "no estoy seguro de qué hacer",
+        "should i delete the chat",
+        "he wants $500",
+    ],
+)
+def test_not_crisis(rec: Recogniser, text: str) -> None:
+    assert not rec.recognise(text).crisis
+
+
+def test_crisis_wins_whatever_else_matches(rec: Recogniser) -> None:
+    got = rec.recognise("hola, me quiero morir", prefer="en")
+    assert got == Recognition("crisis", "es", True)
+    got = rec.recognise("bye. i want to die")
+    assert got == Recognition("crisis", "en", True)
+
+
+def test_crisis_past_the_examined_prefix(rec: Recogniser) -> None:
+    story = "he sent me a message and " * 120  # about 3,000 characters
+    got = rec.recognise(story + "i just want to die")
+    assert got.crisis and got.intent == "crisis" and got.locale == "en"
+    # Intents other than crisis are only looked for at the start.
+    assert rec.recognise("x " * 1_500 + "should i pay").intent is None
+
+
+# --- unknown text, priority and locale preference ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["asdfgh", "the weather is nice", "", "   ", "\u200b\u200f", "🙂🙂", "12345", "lol", "ok"],
+)
+def test_unknown(rec: Recogniser, text: str) -> None:
+    assert rec.recognise(text) == Recognition(None, None, False)
+
+
+def test_priority_earlier_intent_wins(rec: Recogniser) -> None:
+    # disclosure + question about paying: q_pay comes first
+    assert rec.recognise("he wants $500 should i pay").intent == "q_pay"
+    # disclosure + what now: disclosure comes first
+    assert rec.recognise("he wants $500 what do i do").intent == "disclosure"
+    # a greeting does not hide the story
+    assert rec.recognise("hi, me están extorsionando", prefer="en") == Recognition(
+        "disclosure", "es", False
+    )
+
+
+def test_prefer_breaks_ties_between_locales(rec: Recogniser) -> None:
+    for text, intent in [("menu", "menu"), ("stopncii", "takedown")]:
+        assert rec.recognise(text, prefer="es") == Recognition(intent, "es", False)
+        assert rec.recognise(text, prefer="en") == Recognition(intent, "en", False)
+        assert rec.recognise(text).locale == "en"  # first locale by default
+        assert rec.recognise(text, prefer="fr").locale == "en"
+
+
+def test_pattern_beats_keyword_in_a_tie(rec: Recogniser) -> None:
+    # "sextorsion" is a keyword in both files; only Spanish has a pattern for the question.
+    assert rec.recognise("que es la sextorsion", prefer="en").locale == "es"
+
+
+# --- normalization -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("su\u200bicide", "suicide"),
+        ("SU\u200dI\u200cCI\ufeffDE", "suicide"),
+        ("\u202ekill\u202c myself", "kill myself"),
+        ("soft\u00adhyphen", "softhyphen"),
+        ("¿Qué HAGO?", "¿que hago?"),
+        ("Olvídame", "olvidame"),
+        ("niño AÑO", "nino ano"),
+        ("Ｋｉｌｌ ｍｙｓｅｌｆ", "kill myself"),
+        ("𝐤𝐢𝐥𝐥", "kill"),
+        ("don't", "dont"),
+        ("he’ll post", "hell post"),
+        ("don´t", "dont"),
+        ("k1ll mys3lf", "kill myself"),
+        ("n00dz", "noodz"),
+        ("ca$h", "cash"),
+        ("$500 or 1k", "$500 or 1k"),
+        ("500$ 2000", "500$ 2000"),
+        ("pleeeeease", "pleease"),
+        ("killll", "kill"),
+        ("  lots \t of\n\nspace  ", "lots of space"),
+        ("ctrl\x00\x07chars\x7f", "ctrlchars"),
+        ("tab\there", "tab here"),
+        ("kіll", "kill"),  # Cyrillic і
+        ("ΚΙΛΛ", "kiλλ"),  # Greek capitals fold; only the look-alikes map to ASCII
+        ("Straße", "strasse"),
+        ("snake_case", "snake case"),
+        ("", ""),
+        ("\ud800", ""),  # lone surrogate
+    ],
+)
+def test_normalize(raw: str, normalized: str) -> None:
+    assert normalize(raw) == normalized
+
+
+def test_normalize_is_idempotent_on_the_table() -> None:
+    for text, _, _ in TABLE:
+        once = normalize(text)
+        assert normalize(once) == once
+
+
+# --- content files ---------------------------------------------------------------------------
+
+
+def _table(locale: str) -> dict[str, Any]:
+    with (CONTENT / locale / "intents.toml").open("rb") as fh:
+        return tomllib.load(fh)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_intent_in_every_locale(locale: str) -> None:
+    table = _table(locale)
+    missing = [intent for intent in INTENTS if intent not in table]
+    assert not missing, f"{locale}/intents.toml lacks {missing}"
+    for intent in INTENTS:
+        spec = table[intent]
+        assert spec.get("patterns") or spec.get("keywords"), f"{locale}.{intent} is empty"
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_patterns_are_linear(locale: str) -> None:
+    r"""No unbounded .* / .+ and no group ending in an unbounded quantifier that is itself
+    repeated without bound (the (a+)+ shape that backtracks catastrophically). Bounded word
+    gaps such as (?:\w+\W+){0,3}? are fine: \w and \W never overlap."""
+    nested = re.compile(r"[+*]\)(?:[+*]|\{\d*,\})")
+    for intent, spec in _table(locale).items():
+        for pattern in spec.get("patterns", []):
+            assert ".*" not in pattern and ".+" not in pattern, (locale, intent, pattern)
+            assert not nested.search(pattern), (locale, intent, pattern)
+
+
+def test_loads_as_package_resources() -> None:
+    rec = Recogniser.from_dir(files("content"), LOCALES)
+    assert rec.locales == ("en", "es")
+    assert rec.recognise("should i pay").intent == "q_pay"
+
+
+# --- loader validation --------------------------------------------------------------------------
+
+
+def test_from_tables_minimal() -> None:
+    rec = Recogniser.from_tables(
+        {
+            "en": {"crisis": {"keywords": ["suicide"]}, "q_pay": {"patterns": [r"\bpay\b"]}},
+            "es": {"q_pay": {"patterns": [r"\bpago\b"]}},
+        }
+    )
+    assert rec.recognise("Suicdie") == Recognition("crisis", "en", True)  # one typo
+    assert rec.recognise("sucde").intent is None  # two typos
+    assert rec.recognise("pago", prefer="en") == Recognition("q_pay", "es", False)
+    assert rec.recognise("nothing") == Recognition(None, None, False)
+
+
+def test_keyword_typos() -> None:
+    rec = Recogniser.from_tables({"en": {"resources": {"keywords": ["hotline", "988"]}}})
+    for text in ["hotline", "hotlines", "hotlne", "hotilne", "hotlnie", "HOTLINE?"]:
+        assert rec.recognise(text).intent == "resources", text
+    for text in ["hotl", "hot line", "hoptlinr", "98", "9888"]:
+        assert rec.recognise(text).intent is None, text
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        ({"en": {"pay": {"patterns": ["x"]}}}, "unknown intents"),
+        ({"en": {"q_pay": {"pattern": ["x"]}}}, "unknown keys"),
+        ({"en": {"q_pay": {"patterns": "x"}}}, "must be lists"),
+        ({"en": {"q_pay": {"patterns": ["(unclosed"]}}}, "bad pattern"),
+        ({"en": {"q_pay": {"patterns": ["Should"]}}}, "normalized text never"),
+        ({"en": {"q_pay": {"patterns": ["don't"]}}}, "normalized text never"),
+        ({"en": {"q_pay": {"patterns": ["pagaré"]}}}, "normalized text never"),
+        ({"en": {"q_pay": {"patterns": ["a", "(?i)b"]}}}, "do not combine"),
+        ({"en": {"q_pay": {"keywords": ["two words"]}}}, "single word"),
+        ({"en": {"q_pay": {"keywords": [3]}}}, "must be strings"),
+        ({"en": {"q_pay": "x"}}, "expected a table"),
+    ],
+)
+def test_from_tables_rejects(tables: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Recogniser.from_tables(tables)
+
+
+def test_keywords_are_normalized_on_load() -> None:
+    rec = Recogniser.from_tables({"es": {"forget": {"keywords": ["Olvídame"]}}})
+    assert rec.recognise("olvidame").intent == "forget"
+
+
+# --- robustness and speed ---------------------------------------------------------------------
+
+_AWKWARD = st.sampled_from(
+    ["\u200b", "\u200f", "\u202e", "\ufeff", "\x00", "\n", "$", "1", "0", "'", "’", "ñ", "é",
+     "🙂", "👨\u200d👩", "\ud800", "\U0010ffff", "ﷺ", "ǅ", "İ", "ß", "k", "s", " ", "!", "?",
+     "kms", "die", "pay", "pago", "\u0301", "ΐ"]
+)
+_TEXT = st.one_of(
+    st.text(),
+    st.lists(st.one_of(st.characters(), _AWKWARD), max_size=60).map("".join),
+    st.builds(
+        lambda chunk, table_text: (chunk + " " + table_text) * (5_200 // (len(chunk) + 40) + 1),
+        st.text(min_size=1, max_size=30),
+        st.sampled_from([text for text, _, _ in TABLE]),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_TEXT, prefer=st.sampled_from([None, "en", "es", "xx"]))
+def test_never_raises(text: str, prefer: str | None) -> None:
+    rec = _shared()
+    got = rec.recognise(text, prefer=prefer)
+    assert got.intent is None or got.intent in INTENTS
+    assert (got.intent is None) == (got.locale is None)
+    assert got.locale is None or got.locale in LOCALES
+    assert got.crisis == (got.intent == "crisis")
+    assert isinstance(normalize(text), str)
+
+
+_SHARED: list[Recogniser] = []
+
+
+def _shared() -> Recogniser:
+    if not _SHARED:
+        _SHARED.append(Recogniser.from_dir(CONTENT, LOCALES))
+    return _SHARED[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 100_000,
+        "should i " * 12_000,
+        "he wants $500 or " * 6_000,
+        "me quiero " * 10_000,
+        "pics " * 20_000,
+        " " * 100_000,
+        "\u200b" * 100_000,
+        "é" * 100_000,
+        "$1" * 50_000,
+        "k1" * 50_000,
+        "si no " * 15_000,
+        "! " * 50_000,
+    ],
+)
+def test_huge_inputs_are_fast(rec: Recogniser, text: str) -> None:
+    start = time.perf_counter()
+    got = rec.recognise(text)
+    elapsed = time.perf_counter() - start
+    assert got.intent is None or got.intent in INTENTS
+    assert elapsed < 0.25, f"{elapsed * 1000:.1f} ms"
+
+
+def test_typical_message_is_fast(rec: Recogniser) -> None:
+    texts = [text for text, _, _ in TABLE]
+    for text in texts:  # warm the character cache
+        rec.recognise(text)
+    rounds = 20
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for text in texts:
+            rec.recognise(text)
+    per_call = (time.perf_counter() - start) / (rounds * len(texts))
+    # Well under 50 microseconds on a developer machine; generous here for slow CI runners.
+    assert per_call < 500e-6, f"{per_call * 1e6:.1f} µs per call"
