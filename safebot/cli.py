@@ -18,9 +18,9 @@ __all__ = ["main"]
 log = logging.getLogger(__name__)
 
 ADAPTERS_LATER = {
-    "discord": "the Discord adapter is not part of this version yet",
     "matrix": "the Matrix adapter is not part of this version yet",
 }
+PLATFORMS = ("discord", "matrix")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,8 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     console.add_argument("--db", help="database: a SQLite file path, or 'memory'")
     console.add_argument("--lang", help="start in this language, e.g. en or es")
     run = sub.add_parser("run", help="run SafeBot on a chat platform")
-    run.add_argument("platform", choices=sorted(ADAPTERS_LATER))
+    run.add_argument("platform", choices=PLATFORMS)
     run.add_argument("--config", required=True, help="TOML settings file")
+    run.add_argument(
+        "--shards", help="Discord: the shard ids this process runs, e.g. 0-3 (needs --shard-count)"
+    )
+    run.add_argument("--shard-count", type=int, help="Discord: the total number of shards")
     check = sub.add_parser("check", help="validate the settings file and the content files")
     check.add_argument("--config", help="TOML settings file")
     return parser
@@ -82,6 +86,38 @@ async def _console(settings: Settings, locale: str | None) -> None:
         await store.close()
 
 
+def _shard_range(text: str | None, count: int | None) -> list[int] | None:
+    if text is None:
+        return None
+    first, _, last = text.partition("-")
+    ids = list(range(int(first), int(last or first) + 1))
+    if count is None or not ids or ids[-1] >= count:
+        raise ValueError("--shards must lie within --shard-count")
+    return ids
+
+
+def _run_discord(settings: Settings, shards: str | None, shard_count: int | None) -> int:
+    token = settings.secret(settings.discord.token_env)
+    if token is None:
+        print(
+            f"Set the bot token in the {settings.discord.token_env} environment variable.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        shard_ids = _shard_range(shards, shard_count)
+    except ValueError as exc:
+        print(f"safebot run discord: {exc}", file=sys.stderr)
+        return 2
+    from adapters.discord import run_discord
+
+    try:
+        asyncio.run(run_discord(settings, token, shard_ids=shard_ids, shard_count=shard_count))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
@@ -93,9 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"settings: {problem}", file=sys.stderr)
         return 2
     if args.command == "run":
-        print(f"safebot run {args.platform}: {ADAPTERS_LATER[args.platform]}.", file=sys.stderr)
-        print("Try `safebot console` for the local demo.", file=sys.stderr)
-        return 2
+        if args.platform in ADAPTERS_LATER:
+            print(f"safebot run {args.platform}: {ADAPTERS_LATER[args.platform]}.", file=sys.stderr)
+            print("Try `safebot console` for the local demo.", file=sys.stderr)
+            return 2
+        _logging(settings, quiet=False)
+        return _run_discord(settings, args.shards, args.shard_count)
     _logging(settings, quiet=True)
     try:
         asyncio.run(_console(settings, args.lang))

@@ -29,7 +29,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TEXT_FILES = ("messages.toml", "resources.toml", "platforms.toml")
+NOT_TEXT = frozenset({"intents.toml"})  # recogniser patterns, read by safebot.recognise
 RESOURCE_KINDS = frozenset({"crisis", "report", "takedown", "helpline", "police", "directory"})
 CONFIDENCE = frozenset({"verified", "secondary", "unverified"})
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -112,10 +112,13 @@ class Content:
         texts: dict[str, dict[str, str | tuple[str, ...]]] = {}
         for locale in locales:
             merged: dict[str, str | tuple[str, ...]] = {}
-            for name in TEXT_FILES:
-                node = root.joinpath(locale, name)
-                if not node.is_file():
-                    problems.append(f"{locale}/{name}: missing")
+            files = sorted(
+                (n for n in root.joinpath(locale).iterdir() if n.name.endswith(".toml")),
+                key=lambda n: n.name,
+            )
+            for node in files:
+                name = node.name
+                if name in NOT_TEXT:
                     continue
                 for key, value in _load_toml(node).items():
                     if key in merged:

@@ -49,6 +49,7 @@ class AlertField:
     label: str
     value: str
     untrusted: bool = True  # escaped by adapters; only labels are trusted text
+    long: bool = False  # free text that may run long (adapters give it more room)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ def build_alert(content: Content, report: Report, key: str, locale: str) -> Aler
         AlertField(t("alert.community"), report.community_name),
         AlertField(t("alert.category"), t(f"alert.category.{report.category}"), untrusted=False),
         AlertField(t("alert.offender"), report.offender or none),
-        AlertField(t("alert.details"), report.details or none),
+        AlertField(t("alert.details"), report.details or none, long=True),
         AlertField(t("alert.evidence"), "\n".join(report.evidence) or none),
         AlertField(
             t("alert.reporter"),

@@ -5,16 +5,21 @@ expressions (Python ``re`` syntax, searched in the *normalized* text) and option
 ``keywords`` (exact, or Damerau-Levenshtein distance <= 1 when both the keyword and the word
 are at least 6 letters long).
 
-Intents are tried in priority order (:data:`INTENTS`); the earliest intent that matches in any
-locale wins. ``crisis`` comes first, so crisis language always wins and also sets
-``Recognition.crisis``. When two locales match the same best intent, the caller's current
-locale (``prefer``) is reported, else the first locale the recogniser was built with.
+Every locale's rules are tried on every message. The intent earliest in :data:`INTENTS` that
+matches in any locale wins; ``crisis`` comes first, so crisis language always wins and also
+sets ``Recognition.crisis``. When several locales match that intent, the reported locale is
+the one whose rules cover the longest stretch of the message (a Spanish sentence that happens
+to contain the English-pattern word "admins" is Spanish); if that is still a tie, the
+caller's current locale (``prefer``), else the first locale the recogniser was built with.
 
-Nothing here logs or keeps the text it sees.
+Text examined: the first :data:`MAX_CHARS` characters after normalization, and for crisis
+language the first :data:`CRISIS_MAX_CHARS`. Nothing here logs the text it sees; the only
+thing kept is a bounded table of which patterns each seen *word* can start (no messages).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import tomllib
 import unicodedata
@@ -193,6 +198,159 @@ def _variants(word: str) -> list[str]:
     return [word] + [word[:i] + word[i + 1 :] for i in range(len(word))]
 
 
+# --- pattern index --------------------------------------------------------------------------
+#
+# Searching ~300 patterns from every position of every message is slow in Python's ``re``
+# (tens of microseconds). Most patterns start with ``\b`` and a word from a small set
+# ("\b(?:want|wanna)\W+..."), so at load time each pattern's possible FIRST WORDS are read off
+# its parsed form: either whole words (the word ends inside the pattern) or word prefixes. A
+# message then only tries a pattern with ``match`` at the start of a word that fits. This is an
+# exact optimisation: a pattern the analysis cannot read (``^\W*...``, lookarounds mid-word,
+# anything unusual, or a Python without ``re._parser``) is simply searched the ordinary way.
+
+_PREFIX_KEY = 3  # word-prefix keys are cut to this many characters
+_MAX_STARTS = 512  # give up (search normally) past this many first words
+
+try:
+    _parser: Any = importlib.import_module("re._parser")
+    _const: Any = importlib.import_module("re._constants")
+except ImportError:  # pragma: no cover - CPython >= 3.11 has both
+    _parser = _const = None
+
+_Partial = tuple[str, bool]  # text of the first word so far, "starts at a word start"
+_Finished = tuple[str, bool, bool]  # text, starts at a word start, word is complete
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _class_chars(items: Any) -> tuple[frozenset[str], bool] | None:
+    """For a small ``[...]`` class: the word characters it matches, and whether it can also
+    match a non-word character. None if it is too big or complicated to list."""
+    chars: set[str] = set()
+    nonword = False
+    for op, av in items:
+        if op is _const.LITERAL:
+            chars.add(chr(av))
+        elif op is _const.RANGE and av[1] - av[0] < 12:
+            chars.update(chr(c) for c in range(av[0], av[1] + 1))
+        elif op is _const.CATEGORY and av in (_const.CATEGORY_NOT_WORD, _const.CATEGORY_SPACE):
+            nonword = True
+        elif op is _const.CATEGORY and av is _const.CATEGORY_DIGIT:
+            chars.update("0123456789")
+        else:
+            return None
+    word = frozenset(ch for ch in chars if _is_word_char(ch))
+    if len(word) > 12:
+        return None
+    return word, nonword or len(word) < len(chars)
+
+
+def _walk(items: Any, partials: list[_Partial]) -> tuple[list[_Partial], list[_Finished]]:
+    """Follow a parsed sequence from ``partials``: the first words still being read (open)
+    and those finished (complete at a non-word character or ``\b``, or cut short)."""
+    finished: list[_Finished] = []
+    current = partials
+    for op, av in items:
+        if not current:
+            break
+        following: list[_Partial] = []
+        for text, anchored in current:
+            opened, done = _step(op, av, text, anchored)
+            following.extend(opened)
+            finished.extend(done)
+        current = list(dict.fromkeys(following))
+        if len(current) + len(finished) > _MAX_STARTS:
+            raise _Unreadable
+    return current, finished
+
+
+def _step(op: Any, av: Any, text: str, anchored: bool) -> tuple[list[_Partial], list[_Finished]]:
+    c = _const
+    stop: tuple[list[_Partial], list[_Finished]] = ([], [(text, anchored, False)])
+    complete: tuple[list[_Partial], list[_Finished]] = ([], [(text, anchored, True)])
+    if op is c.AT:
+        if av in (c.AT_BOUNDARY, c.AT_BEGINNING, c.AT_BEGINNING_STRING) and not text:
+            return [(text, True)], []
+        return complete if av is c.AT_BOUNDARY else stop
+    if op in (c.ASSERT, c.ASSERT_NOT):
+        return [(text, anchored)], []  # ignoring a zero-width test only allows more
+    if op is c.LITERAL:
+        ch = chr(av)
+        return ([(text + ch, anchored)], []) if _is_word_char(ch) else complete
+    if op is c.IN:
+        listed = _class_chars(av)
+        if listed is None:
+            return stop
+        word_chars, nonword = listed
+        opened = [(text + ch, anchored) for ch in sorted(word_chars)]
+        return opened, complete[1] if nonword else []
+    if op is c.BRANCH:
+        opened, done = [], []
+        for alternative in av[1]:
+            more_opened, more_done = _walk(alternative, [(text, anchored)])
+            opened.extend(more_opened)
+            done.extend(more_done)
+        return opened, done
+    if op is c.SUBPATTERN:
+        _group, add_flags, del_flags, sub = av
+        if add_flags or del_flags:
+            return stop
+        return _walk(sub, [(text, anchored)])
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+        low, high, sub = av
+        opened = [(text, anchored)] if low == 0 else []
+        once_opened, done = _walk(sub, [(text, anchored)])
+        if high == 1:
+            opened.extend(once_opened)
+        else:  # more copies may follow: what was read so far is only a prefix
+            done = done + [(t, a, False) for t, a in once_opened]
+        return opened, done
+    return stop
+
+
+def _first_words(pattern: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    """``(words, prefixes)``: every match starts at the start of a word that is one of
+    ``words`` or starts with one of ``prefixes``. None when that cannot be read off."""
+    if _parser is None:
+        return None
+    try:
+        parsed = _parser.parse(pattern)
+        if parsed.state.flags & (re.IGNORECASE | re.MULTILINE | re.VERBOSE):
+            return None
+        opened, finished = _walk(list(parsed), [("", False)])
+    except (_Unreadable, RecursionError, AttributeError, TypeError, ValueError, re.error):
+        return None
+    finished = finished + [(text, anchored, False) for text, anchored in opened]
+    if not finished or any(not text or not anchored for text, anchored, _ in finished):
+        return None
+    words = frozenset(text for text, _, whole in finished if whole)
+    prefixes = frozenset(text[:_PREFIX_KEY] for text, _, whole in finished if not whole)
+    return words, prefixes
+
+
+def _is_anchored(pattern: str) -> bool:
+    """The pattern can only match at the very start of the text (a leading ``^``)."""
+    if _parser is None:
+        return False
+    try:
+        parsed = _parser.parse(pattern)
+    except re.error:
+        return False
+    items = list(parsed)
+    return (
+        not parsed.state.flags & re.MULTILINE
+        and bool(items)
+        and items[0][0] is _const.AT
+        and items[0][1] in (_const.AT_BEGINNING, _const.AT_BEGINNING_STRING)
+    )
+
+
 # --- the recogniser -----------------------------------------------------------------------
 
 
@@ -208,11 +366,20 @@ class Recognition:
 
 _NOTHING = Recognition(intent=None, locale=None, crisis=False)
 
+_Entry = tuple[int, int, re.Pattern[str]]  # locale index, rank, one compiled pattern
+_WordInfo = tuple[tuple[tuple[int, int], ...], tuple[_Entry, ...]]
+_MEMO_WORDS = 20_000  # words whose lookups are remembered
+
 
 @dataclass(frozen=True, slots=True)
 class _Locale:
     name: str
-    patterns: tuple[re.Pattern[str] | None, ...]  # by rank
+    patterns: tuple[re.Pattern[str] | None, ...]
+    """Per rank, all patterns in one alternation (for evidence and long texts)."""
+    anchored: tuple[re.Pattern[str] | None, ...]
+    """Per rank, the ``^`` patterns: tried once, at the start."""
+    floating: tuple[re.Pattern[str] | None, ...]
+    """Per rank, patterns the index cannot serve: searched everywhere."""
 
 
 def _check_pattern(where: str, pattern: object) -> str:
@@ -241,22 +408,65 @@ def _check_keyword(where: str, keyword: object) -> str:
     return normalized
 
 
-class Recogniser:
-    """Recognises intents in free text for a fixed set of locales. Thread-safe, immutable."""
+def _combine(where: str, patterns: Sequence[str]) -> re.Pattern[str] | None:
+    """One alternation for a list of patterns. Those starting with ``\\b`` share it, so the
+    engine rejects a position inside a word once rather than once per pattern."""
+    if not patterns:
+        return None
+    at_word = [p[2:] for p in patterns if p.startswith("\\b") and not _top_level_bar(p)]
+    others = [p for p in patterns if not (p.startswith("\\b") and not _top_level_bar(p))]
+    parts = [f"(?:{p})" for p in others]
+    if at_word:
+        parts.insert(0, "\\b(?:" + "|".join(f"(?:{p})" for p in at_word) + ")")
+    try:
+        return re.compile("|".join(parts))
+    except re.error as exc:  # e.g. inline global flags mid-pattern
+        raise ValueError(f"{where}: patterns do not combine: {exc}") from None
 
-    __slots__ = ("_exact", "_fuzzy", "_locales")
+
+def _top_level_bar(pattern: str) -> bool:
+    """Does ``pattern`` have a ``|`` outside any group or class?"""
+    depth = 0
+    in_class = escaped = False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            return True
+    return False
+
+
+class Recogniser:
+    """Recognises intents in free text for a fixed set of locales. Immutable; safe to share
+    between threads and tasks."""
+
+    __slots__ = ("_by_prefix", "_by_word", "_exact", "_fuzzy", "_fuzzy_max", "_locales", "_memo")
 
     def __init__(
         self,
         locales: Sequence[_Locale],
+        by_word: Mapping[str, tuple[_Entry, ...]],
+        by_prefix: Mapping[str, tuple[_Entry, ...]],
         exact: Mapping[str, frozenset[tuple[int, int]]],
         fuzzy: Mapping[str, tuple[tuple[str, int, int], ...]],
     ) -> None:
         self._locales = tuple(locales)
-        # word -> {(locale index, rank)}
-        self._exact = dict(exact)
-        # deletion variant -> ((keyword, locale index, rank), ...)
-        self._fuzzy = dict(fuzzy)
+        self._by_word = dict(by_word)  # first word -> patterns that can start with it
+        self._by_prefix = dict(by_prefix)  # first 1-3 letters -> patterns
+        self._exact = dict(exact)  # keyword -> {(locale index, rank)}
+        self._fuzzy = dict(fuzzy)  # deletion variant -> ((keyword, locale index, rank), ...)
+        self._fuzzy_max = max((len(k) for hits in fuzzy.values() for k, _, _ in hits), default=0)
+        self._memo: dict[str, _WordInfo] = {}  # word -> _word_info(word), bounded
 
     @classmethod
     def from_dir(cls, content_dir: Traversable | Path, locales: Sequence[str]) -> Recogniser:
@@ -277,6 +487,8 @@ class Recogniser:
         an unknown intent or key, a pattern that does not compile or could never match
         normalized text, a keyword that is not one word."""
         locales: list[_Locale] = []
+        by_word: dict[str, list[_Entry]] = {}
+        by_prefix: dict[str, list[_Entry]] = {}
         exact: dict[str, set[tuple[int, int]]] = {}
         fuzzy: dict[str, list[tuple[str, int, int]]] = {}
         for index, (locale, table) in enumerate(tables.items()):
@@ -285,7 +497,9 @@ class Recogniser:
             unknown = sorted(set(table) - set(INTENTS))
             if unknown:
                 raise ValueError(f"{locale}: unknown intents {unknown}; known: {list(INTENTS)}")
-            compiled: list[re.Pattern[str] | None] = [None] * len(INTENTS)
+            every: list[re.Pattern[str] | None] = [None] * len(INTENTS)
+            anchored: list[re.Pattern[str] | None] = [None] * len(INTENTS)
+            floating: list[re.Pattern[str] | None] = [None] * len(INTENTS)
             for intent, spec in table.items():
                 where = f"{locale}.{intent}"
                 rank = _RANK[intent]
@@ -299,21 +513,33 @@ class Recogniser:
                 if not isinstance(patterns, list) or not isinstance(keywords, list):
                     raise ValueError(f"{where}: patterns and keywords must be lists")
                 checked = [_check_pattern(where, p) for p in patterns]
-                if checked:
-                    combined = "|".join(f"(?:{p})" for p in checked)
-                    try:
-                        compiled[rank] = re.compile(combined)
-                    except re.error as exc:  # e.g. inline global flags mid-pattern
-                        raise ValueError(f"{where}: patterns do not combine: {exc}") from None
+                every[rank] = _combine(where, checked)
+                at_start: list[str] = []
+                elsewhere: list[str] = []
+                for pattern in checked:
+                    starts = _first_words(pattern)
+                    if starts is None:
+                        (at_start if _is_anchored(pattern) else elsewhere).append(pattern)
+                        continue
+                    entry = (index, rank, re.compile(pattern))
+                    words, prefixes = starts
+                    for word in words:
+                        by_word.setdefault(word, []).append(entry)
+                    for prefix in prefixes:
+                        by_prefix.setdefault(prefix, []).append(entry)
+                anchored[rank] = _combine(where, at_start)
+                floating[rank] = _combine(where, elsewhere)
                 for keyword in keywords:
                     word = _check_keyword(where, keyword)
                     exact.setdefault(word, set()).add((index, rank))
                     if len(word) >= FUZZY_MIN_LEN:
                         for variant in _variants(word):
                             fuzzy.setdefault(variant, []).append((word, index, rank))
-            locales.append(_Locale(locale, tuple(compiled)))
+            locales.append(_Locale(locale, tuple(every), tuple(anchored), tuple(floating)))
         return cls(
             locales,
+            {word: _by_rank(entries) for word, entries in by_word.items()},
+            {prefix: _by_rank(entries) for prefix, entries in by_prefix.items()},
             {word: frozenset(hits) for word, hits in exact.items()},
             {variant: tuple(dict.fromkeys(hits)) for variant, hits in fuzzy.items()},
         )
@@ -322,48 +548,11 @@ class Recogniser:
     def locales(self) -> tuple[str, ...]:
         return tuple(locale.name for locale in self._locales)
 
-    def _keyword_ranks(self, text: str) -> list[int]:
-        """Best keyword rank per locale index (len(INTENTS) when none)."""
-        best = [len(INTENTS)] * len(self._locales)
-        exact, fuzzy = self._exact, self._fuzzy
-        for word in _WORD_RE.findall(text):
-            for index, rank in exact.get(word, ()):
-                if rank < best[index]:
-                    best[index] = rank
-            if len(word) >= FUZZY_MIN_LEN and fuzzy:
-                for variant in _variants(word):
-                    for keyword, index, rank in fuzzy.get(variant, ()):
-                        if rank < best[index] and _within_one_edit(word, keyword):
-                            best[index] = rank
-        return best
-
-    def _ranks(self, text: str) -> list[int]:
-        """Best rank per locale index (``len(INTENTS)`` for none). Lower ranks than the
-        best found so far are all that is searched for, ties included."""
-        ranks = self._keyword_ranks(text)
-        best = min(ranks, default=len(INTENTS))
-        for index, locale in enumerate(self._locales):
-            for rank in range(min(ranks[index], best + 1)):
-                pattern = locale.patterns[rank]
-                if pattern is not None and pattern.search(text) is not None:
-                    ranks[index] = rank
-                    best = min(best, rank)
-                    break
-        return ranks
-
-    def _crisis_locales(self, text: str) -> list[int]:
-        found = [i for i, rank in enumerate(self._keyword_ranks(text)) if rank == _CRISIS]
-        for index, locale in enumerate(self._locales):
-            pattern = locale.patterns[_CRISIS]
-            if index not in found and pattern is not None and pattern.search(text) is not None:
-                found.append(index)
-        return sorted(found)
-
     def recognise(self, text: str, prefer: str | None = None) -> Recognition:
         """The best intent in ``text``. Never raises; empty or unknown text gives intent None.
 
-        ``prefer`` is the person's current locale: it is reported when several locales
-        match the same best intent.
+        ``prefer`` is the person's current locale: when several locales match the same best
+        intent equally well, it is the one reported.
         """
         if not isinstance(text, str) or not text or not self._locales:
             return _NOTHING
@@ -380,17 +569,106 @@ class Recogniser:
             return _NOTHING
         tied = [i for i, rank in enumerate(ranks) if rank == best]
         if len(tied) > 1:
-            # A pattern match is stronger evidence of the language than a lone keyword
-            # ("sextorsion" is a keyword in both files, "que es la ..." only a Spanish pattern).
-            by_pattern = [i for i in tied if self._pattern_matches(i, best, head)]
-            tied = by_pattern or tied
+            # The locale whose rules explain more of the message wins: "dile a los admins"
+            # is Spanish even though "admins" alone is an English pattern too.
+            evidence = [self._evidence(i, best, head) for i in tied]
+            most = max(evidence)
+            tied = [i for i, size in zip(tied, evidence, strict=True) if size == most]
         return self._result(best, tied, prefer)
 
-    def _pattern_matches(self, index: int, rank: int, text: str) -> bool:
+    def _ranks(self, text: str) -> list[int]:
+        """Best rank per locale index (``len(INTENTS)`` for none). Only ranks no worse than
+        the best found so far are looked for, ties included."""
+        none = len(INTENTS)
+        ranks = [none] * len(self._locales)
+        best = none
+        memo = self._memo
+        for found in _WORD_RE.finditer(text):
+            word = found.group()
+            info = memo.get(word)
+            if info is None:
+                info = self._word_info(word)
+            hits, entries = info
+            for index, rank in hits:
+                if rank < ranks[index]:
+                    ranks[index] = rank
+                    best = min(best, rank)
+            for index, rank, pattern in entries:
+                if rank > best:
+                    break  # entries are sorted by rank
+                if rank < ranks[index] and pattern.match(text, found.start()) is not None:
+                    ranks[index] = rank
+                    best = rank
+        for index, locale in enumerate(self._locales):
+            for rank in range(min(ranks[index], best + 1)):
+                anchored = locale.anchored[rank]
+                floating = locale.floating[rank]
+                if (anchored is not None and anchored.match(text) is not None) or (
+                    floating is not None and floating.search(text) is not None
+                ):
+                    ranks[index] = rank
+                    best = min(best, rank)
+                    break
+        return ranks
+
+    def _word_info(self, word: str) -> _WordInfo:
+        """What one word can start or is: keyword hits ``(locale index, rank)`` and the
+        patterns that may match from its start, sorted by rank. Remembered for common words."""
+        hits = set(self._exact.get(word, ()))
+        if FUZZY_MIN_LEN <= len(word) <= self._fuzzy_max + 1:
+            for variant in _variants(word):
+                for keyword, index, rank in self._fuzzy.get(variant, ()):
+                    if _within_one_edit(word, keyword):
+                        hits.add((index, rank))
+        entries = list(self._by_word.get(word, ()))
+        for n in range(1, min(len(word), _PREFIX_KEY) + 1):
+            entries.extend(self._by_prefix.get(word[:n], ()))
+        info = (tuple(sorted(hits)), _by_rank(entries))
+        if len(self._memo) < _MEMO_WORDS:
+            self._memo[word] = info
+        return info
+
+    def _keyword_hit(self, word: str, index: int, rank: int) -> bool:
+        if (index, rank) in self._exact.get(word, ()):
+            return True
+        if not FUZZY_MIN_LEN <= len(word) <= self._fuzzy_max + 1:
+            return False
+        return any(
+            i == index and r == rank and _within_one_edit(word, keyword)
+            for variant in _variants(word)
+            for keyword, i, r in self._fuzzy.get(variant, ())
+        )
+
+    def _crisis_locales(self, text: str) -> list[int]:
+        """Locales whose crisis rules match anywhere in ``text``."""
+        found: list[int] = []
+        words = set(_WORD_RE.findall(text))
+        for index, locale in enumerate(self._locales):
+            pattern = locale.patterns[_CRISIS]
+            if (pattern is not None and pattern.search(text) is not None) or any(
+                self._keyword_hit(word, index, _CRISIS) for word in words
+            ):
+                found.append(index)
+        return found
+
+    def _evidence(self, index: int, rank: int, text: str) -> int:
+        """How much of ``text`` the locale's rules for ``rank`` cover: the longest pattern
+        match or matching keyword, in characters."""
+        size = 0
         pattern = self._locales[index].patterns[rank]
-        return pattern is not None and pattern.search(text) is not None
+        if pattern is not None:
+            for match in pattern.finditer(text):
+                size = max(size, match.end() - match.start())
+        for word in _WORD_RE.findall(text):
+            if len(word) > size and self._keyword_hit(word, index, rank):
+                size = len(word)
+        return size
 
     def _result(self, rank: int, candidates: list[int], prefer: str | None) -> Recognition:
         names = [self._locales[i].name for i in candidates]
         locale = prefer if prefer in names else names[0]
         return Recognition(intent=INTENTS[rank], locale=locale, crisis=rank == _CRISIS)
+
+
+def _by_rank(entries: list[_Entry]) -> tuple[_Entry, ...]:
+    return tuple(sorted(dict.fromkeys(entries), key=lambda entry: entry[1]))

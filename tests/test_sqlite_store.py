@@ -252,7 +252,7 @@ async def test_pragmas(store: SqliteStore) -> None:
         return next(iter(rows))[0]
 
     assert await pragma("journal_mode") == "wal"
-    assert await pragma("synchronous") == 2  # FULL
+    assert await pragma("synchronous") == 1  # NORMAL between durable (FULL) transactions
     assert await pragma("foreign_keys") == 1
     assert await pragma("secure_delete") == 1
     assert await pragma("busy_timeout") == 5000

@@ -104,9 +104,16 @@ class SqliteStore:
             return cursor.rowcount
 
     @contextlib.asynccontextmanager
-    async def _transaction(self, *, scrub_wal: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(
+        self, *, durable: bool = False, scrub_wal: bool = False
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``. ``durable`` commits with ``synchronous=FULL``:
+        use it for whatever someone was told has happened (a report receipt, a moderator
+        action, "forget me", a community's configuration)."""
         async with self._lock:
             conn = self._connection()
+            if durable:
+                await conn.execute("PRAGMA synchronous = FULL")
             try:
                 await conn.execute("BEGIN IMMEDIATE")
                 yield conn
@@ -118,6 +125,9 @@ class SqliteStore:
                 with contextlib.suppress(sqlite3.OperationalError):
                     await conn.execute("ROLLBACK")
                 raise
+            finally:
+                if durable:
+                    await conn.execute("PRAGMA synchronous = NORMAL")
             if scrub_wal:
                 await _truncate_wal(conn)
 
@@ -154,7 +164,7 @@ class SqliteStore:
     # --- reports + outbox -----------------------------------------------------------------
     async def add_report(self, report: Report, outbox: Sequence[OutboxItem]) -> None:
         row, items = _report_row(report), [_outbox_row(i) for i in outbox]
-        async with self._transaction() as conn:
+        async with self._transaction(durable=True) as conn:
             cursor = await conn.execute(
                 f"INSERT INTO reports ({_REPORT_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -176,7 +186,7 @@ class SqliteStore:
     ) -> None:
         """Raises KeyError (writing nothing) if the report does not exist (e.g. purged)."""
         row, items = _report_row(report), [_outbox_row(i) for i in outbox]
-        async with self._transaction() as conn:
+        async with self._transaction(durable=True) as conn:
             cursor = await conn.execute(
                 "UPDATE reports SET community = ?, community_name = ?, reporter = ?, "
                 "reveal = ?, category = ?, offender = ?, details = ?, evidence = ?, "
@@ -199,7 +209,7 @@ class SqliteStore:
         return [_report(r) for r in rows]
 
     async def forget_person(self, person: PersonId) -> int:
-        async with self._transaction(scrub_wal=True) as conn:
+        async with self._transaction(durable=True, scrub_wal=True) as conn:
             await conn.execute("DELETE FROM sessions WHERE person = ?", (person.key,))
             await conn.execute(
                 "DELETE FROM outbox WHERE kind = ? AND delivered_at IS NULL AND reference IN "
@@ -284,23 +294,24 @@ class SqliteStore:
         return _community(rows[0]) if rows else None
 
     async def put_community(self, config: CommunityConfig) -> None:
-        await self._write(
-            f"INSERT INTO communities ({_COMMUNITY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (community) DO UPDATE SET platform = excluded.platform, "
-            "name = excluded.name, destination = excluded.destination, "
-            "mention = excluded.mention, locale = excluded.locale, "
-            "blocked = excluded.blocked, updated_at = excluded.updated_at",
-            (
-                config.community.key,
-                config.community.platform,
-                config.name,
-                config.destination,
-                config.mention,
-                config.locale,
-                _dumps(list(config.blocked)),
-                config.updated_at,
-            ),
-        )
+        async with self._transaction(durable=True) as conn:
+            await conn.execute(
+                f"INSERT INTO communities ({_COMMUNITY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (community) DO UPDATE SET platform = excluded.platform, "
+                "name = excluded.name, destination = excluded.destination, "
+                "mention = excluded.mention, locale = excluded.locale, "
+                "blocked = excluded.blocked, updated_at = excluded.updated_at",
+                (
+                    config.community.key,
+                    config.community.platform,
+                    config.name,
+                    config.destination,
+                    config.mention,
+                    config.locale,
+                    _dumps(list(config.blocked)),
+                    config.updated_at,
+                ),
+            )
 
     async def delete_community(self, community: CommunityId) -> None:
         await self._write("DELETE FROM communities WHERE community = ?", (community.key,))
@@ -362,11 +373,14 @@ async def _configure(conn: aiosqlite.Connection, path: str) -> None:
     rows = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
     if path != _MEMORY and rows[0][0] != "wal":
         log.warning("could not switch %s to WAL (journal_mode=%s)", path, rows[0][0])
-    # FULL, not NORMAL: in WAL mode NORMAL skips the fsync at commit, so a power loss or OS
-    # crash can undo the last transactions even though the process saw them commit. We show
-    # the person a report receipt right after add_report(); it must survive power loss, not
-    # only a process crash. Commits here are rare and small, so the extra fsync is cheap.
-    await conn.execute("PRAGMA synchronous = FULL")
+    # Durability, chosen per transaction. In WAL mode, NORMAL commits without an fsync: a
+    # process crash loses nothing (the WAL is in the OS cache), but a power loss or OS crash
+    # can undo the last commits. That is fine for conversation state and outbox bookkeeping
+    # (a lost "delivered" mark means a redelivery with the same idempotency key). Whatever a
+    # person or moderator was told has happened (report receipt, moderator action, "forget
+    # me", community configuration) commits with FULL via _transaction(durable=True); that
+    # fsync also makes every earlier NORMAL commit in the WAL durable.
+    await conn.execute("PRAGMA synchronous = NORMAL")
     await conn.execute("PRAGMA foreign_keys = ON")
     # Overwrite deleted content with zeros so forgotten sessions and purged reports do not
     # linger in free space of the database file.

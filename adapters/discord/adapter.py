@@ -1,0 +1,639 @@
+"""The Discord adapter: translates Discord events into core events and core output into
+Discord messages. Everything a person sees is a DM or an ephemeral reply; alerts go only to the
+community's configured moderator channel."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from adapters.discord.items import (
+    DYNAMIC_ITEMS,
+    ModActionButton,
+    ModButton,
+    TextModal,
+    choices_view,
+)
+from adapters.discord.render import (
+    ALERT_FOOTER_PREFIX,
+    NO_MENTIONS,
+    alert_embed,
+    alert_nonce,
+    split_text,
+    text_of,
+)
+from safebot.content import Content
+from safebot.conversation import Engine
+from safebot.events import ChoiceSelected, CommandInvoked, Event, TextReceived
+from safebot.messages import Message
+from safebot.model import AuditEntry, Community, CommunityConfig, CommunityId, PersonId
+from safebot.moderation import Alert, build_alert
+from safebot.ports import DeliveryError
+from safebot.service import SafeBot
+from safebot.settings import Settings
+from safebot.store.base import Store
+
+__all__ = ["PLATFORM", "DiscordAdapter", "SafeBotClient"]
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+TIMEOUT = datetime.timedelta(days=7)
+_MEMBER_REF = re.compile(r"<@!?(\d{15,20})>|^\s*(\d{15,20})\s*$")
+_INPUT_LIMITS = {"offender": 200, "details": 1500, "evidence": 1000}
+_HISTORY_SCAN = 50  # recent moderator-channel messages searched for an alert already sent
+
+Send = Callable[..., Awaitable[Any]]
+
+
+def person_of(user: discord.abc.User) -> PersonId:
+    return PersonId(PLATFORM, str(user.id))
+
+
+def community_of(guild: discord.Guild) -> Community:
+    return Community(CommunityId(PLATFORM, str(guild.id)), guild.name)
+
+
+class SafeBotClient(discord.AutoShardedClient):
+    def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # guild list, channels and roles for setup/status
+        intents.dm_messages = True  # people talk to the bot in DMs (content included in DMs)
+        intents.members = adapter.settings.discord.members_intent
+        super().__init__(intents=intents, allowed_mentions=NO_MENTIONS, **options)
+        self.adapter = adapter
+        self.tree: app_commands.CommandTree[SafeBotClient] = app_commands.CommandTree(self)
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        self.adapter.register_commands(self.tree)
+        await self.tree.set_translator(ContentTranslator(self.adapter.content))
+        if self.adapter.sync_commands:
+            await self.tree.sync()
+        self.adapter.start_background()
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.adapter.on_dm(message)
+
+
+class ContentTranslator(app_commands.Translator):
+    """Command names/descriptions from content/, localized for Discord clients."""
+
+    def __init__(self, content: Content) -> None:
+        self.content = content
+
+    async def translate(
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: app_commands.TranslationContextTypes,
+    ) -> str | None:
+        key = string.extras.get("key")
+        code = self.content.locale_for_hint(str(locale.value))
+        if key is None or code is None or code == self.content.default_locale:
+            return None
+        return self.content.text(code, key)
+
+
+class DiscordAdapter:
+    """PlatformPort for Discord, plus every Discord-facing handler."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        store: Store,
+        *,
+        sync_commands: bool = True,
+        **client_options: Any,
+    ) -> None:
+        self.settings = settings
+        self.content = engine.content
+        self.store = store
+        self.sync_commands = sync_commands
+        self.bot = SafeBot(engine=engine, store=store, port=self, settings=settings)
+        self.client = SafeBotClient(self, **client_options)
+        self._stop = asyncio.Event()
+        self._background: asyncio.Task[None] | None = None
+
+    def t(self, key: str, locale: str | None = None, **values: str) -> str:
+        return text_of(self.content.spans(locale or self.content.default_locale, key, **values))
+
+    def _locale_of(self, interaction: discord.Interaction[Any]) -> str:
+        return self.content.locale_for_hint(str(interaction.locale.value)) or "en"
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start_background(self) -> None:
+        if self._background is None:
+            self._background = asyncio.create_task(self.bot.run_background(self._stop))
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._background is not None:
+            await asyncio.wait({self._background}, timeout=5)
+        await self.client.close()
+
+    # --- people -----------------------------------------------------------------------------
+    async def on_dm(self, message: discord.Message) -> None:
+        if message.guild is not None or message.author.bot:
+            return  # the bot reads DMs only
+        event = TextReceived(
+            person_of(message.author), message.content, attachments=len(message.attachments)
+        )
+        try:
+            replies = await self.bot.handle(event)
+        except Exception:
+            log.exception("handling a DM failed")
+            replies = (Message(self.content.spans("en", "discord.error")),)
+        await self._send_all(message.channel.send, replies, ephemeral=None)
+
+    async def _send_all(
+        self, send: Send, replies: Sequence[Message], *, ephemeral: bool | None
+    ) -> None:
+        """Send replies in order; the choices go on the last chunk of each message."""
+        extra = {} if ephemeral is None else {"ephemeral": ephemeral}
+        for reply in replies:
+            chunks = split_text(text_of(reply.spans))
+            write = None
+            node = self.bot.engine.flow.nodes.get(reply.node or "")
+            if node is not None and node.input is not None:
+                write = self.t("discord.write", None)
+            view = choices_view(reply.node, reply.choices, write)
+            for index, chunk in enumerate(chunks):
+                last = index == len(chunks) - 1
+                kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS, **extra}
+                if last and view is not None:
+                    kwargs["view"] = view
+                await send(chunk or "\u200b", **kwargs)
+
+    async def _answer(
+        self, interaction: discord.Interaction[Any], event: Event, *, ephemeral: bool
+    ) -> tuple[Message, ...]:
+        """Acknowledge at once (well inside Discord's 3 s), then send the replies."""
+        if not interaction.response.is_done():
+            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        try:
+            replies = await self.bot.handle(event)
+        except Exception:
+            log.exception("handling an interaction failed")
+            replies = (Message(self.content.spans("en", "discord.error")),)
+        await self._send_all(interaction.followup.send, replies, ephemeral=ephemeral)
+        if (
+            ephemeral
+            and interaction.guild is not None
+            and any(r.node == "report.done" for r in replies)
+        ):
+            await self._check_dms(interaction)
+        return replies
+
+    async def _check_dms(self, interaction: discord.Interaction[Any]) -> None:
+        """After a report made in a server: make sure status updates can reach the person."""
+        locale = self._locale_of(interaction)
+        try:
+            await interaction.user.send(self.t("discord.dm_hello", locale))
+        except discord.Forbidden:
+            await interaction.followup.send(
+                self.t("discord.dm_closed", locale), ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+
+    @staticmethod
+    def _ephemeral(interaction: discord.Interaction[Any]) -> bool:
+        message = interaction.message
+        in_dm_history = message is not None and not message.flags.ephemeral
+        return interaction.guild is not None or not in_dm_history
+
+    async def on_choice(
+        self, interaction: discord.Interaction[Any], node: str, choice: str
+    ) -> None:
+        event = ChoiceSelected(
+            person_of(interaction.user), choice, node, locale_hint=str(interaction.locale.value)
+        )
+        await self._answer(interaction, event, ephemeral=self._ephemeral(interaction))
+
+    async def open_modal(self, interaction: discord.Interaction[Any], node_id: str) -> None:
+        node = self.bot.engine.flow.nodes.get(node_id)
+        field = node.input if node is not None else None
+        if field is None:
+            await interaction.response.send_message(
+                self.t("discord.error"), ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return
+        locale = self._locale_of(interaction)
+        modal = TextModal(
+            self,
+            node_id,
+            title=self.t("discord.modal.title", locale),
+            prompt=self.t(f"discord.modal.{field}", locale),
+            long=field != "offender",
+            max_length=_INPUT_LIMITS[field],
+        )
+        await interaction.response.send_modal(modal)
+
+    async def on_modal(self, interaction: discord.Interaction[Any], node: str, value: str) -> None:
+        session = await self.store.load_session(person_of(interaction.user))
+        if session is None or session.node != node:
+            event: Event = ChoiceSelected(person_of(interaction.user), "menu", node)
+        else:
+            event = TextReceived(
+                person_of(interaction.user), value, locale_hint=str(interaction.locale.value)
+            )
+        await self._answer(interaction, event, ephemeral=self._ephemeral(interaction))
+
+    async def command(
+        self,
+        interaction: discord.Interaction[Any],
+        name: str,
+        *,
+        evidence: str | None = None,
+    ) -> None:
+        community = None
+        if name == "report" and interaction.guild is not None:
+            config = await self.store.get_community(community_of(interaction.guild).id)
+            if config is not None:
+                community = community_of(interaction.guild)
+        event = CommandInvoked(
+            person_of(interaction.user),
+            name,
+            community=community,
+            evidence=evidence,
+            locale_hint=str(interaction.locale.value),
+        )
+        await self._answer(interaction, event, ephemeral=True)
+
+    # --- moderators ---------------------------------------------------------------------
+    def _is_moderator(
+        self, interaction: discord.Interaction[Any], config: CommunityConfig | None
+    ) -> bool:
+        perms = interaction.permissions
+        if perms.administrator or perms.manage_guild or perms.moderate_members:
+            return True
+        if perms.ban_members or perms.kick_members:
+            return True
+        user = interaction.user
+        roles = {str(r.id) for r in getattr(user, "roles", [])}
+        return config is not None and config.mention is not None and config.mention in roles
+
+    async def _private(self, interaction: discord.Interaction[Any], text: str) -> None:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(
+                text, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+
+    async def on_mod_button(
+        self, interaction: discord.Interaction[Any], action: str, reference: str
+    ) -> None:
+        guild = interaction.guild
+        config = await self.store.get_community(community_of(guild).id) if guild else None
+        locale = config.locale if config else "en"
+        if guild is None or config is None or not self._is_moderator(interaction, config):
+            await self._private(interaction, self.t("discord.not_moderator", locale))
+            return
+        who = f"{interaction.user.display_name} ({interaction.user.id})"
+        result = await self.bot.moderator_action(community_of(guild).id, reference, action, who)
+        if result.ok and result.report is not None and interaction.message is not None:
+            alert = build_alert(self.content, result.report, f"alert:{reference}", locale)
+            await interaction.response.edit_message(
+                embed=alert_embed(alert), view=await self._alert_view(guild, alert)
+            )
+        await self._private(interaction, text_of(result.message.spans))
+
+    async def on_member_action(
+        self, interaction: discord.Interaction[Any], action: str, reference: str, user_id: int
+    ) -> None:
+        guild = interaction.guild
+        config = await self.store.get_community(community_of(guild).id) if guild else None
+        locale = config.locale if config else "en"
+        perms = interaction.permissions
+        allowed = perms.moderate_members if action == "timeout" else perms.ban_members
+        report = await self.store.get_report(reference)
+        if (
+            guild is None
+            or config is None
+            or not allowed
+            or report is None
+            or (report.community != community_of(guild).id)
+        ):
+            await self._private(interaction, self.t("discord.not_allowed_action", locale))
+            return
+        reason = f"SafeBot report {reference}"
+        try:
+            if action == "timeout":
+                member = await guild.fetch_member(user_id)
+                await member.timeout(TIMEOUT, reason=reason)
+            else:
+                await guild.ban(discord.Object(user_id), reason=reason, delete_message_seconds=0)
+        except discord.NotFound:
+            await self._private(interaction, self.t("discord.member_gone", locale))
+            return
+        except discord.Forbidden:
+            await self._private(interaction, self.t("discord.bot_cannot", locale))
+            return
+        actor = f"{interaction.user.display_name} ({interaction.user.id})"
+        await self.store.audit(
+            AuditEntry(self.bot.clock(), actor, action, reference, community_of(guild).id)
+        )
+        await self._private(
+            interaction, self.t(f"discord.done.{action}", locale, reference=reference)
+        )
+
+    async def setup_command(
+        self,
+        interaction: discord.Interaction[Any],
+        channel: discord.TextChannel,
+        role: discord.Role,
+    ) -> None:
+        locale = self._locale_of(interaction)
+        if interaction.guild is None:
+            await self._private(interaction, self.t("discord.server_only", locale))
+            return
+        if not (interaction.permissions.manage_guild or interaction.permissions.administrator):
+            await self._private(interaction, self.t("discord.need_manage_server", locale))
+            return
+        guild = interaction.guild
+        existing = await self.store.get_community(community_of(guild).id)
+        config = CommunityConfig(
+            community=community_of(guild).id,
+            name=guild.name,
+            destination=str(channel.id),
+            mention=str(role.id),
+            locale=existing.locale if existing else locale,
+            blocked=existing.blocked if existing else (),
+        )
+        await self.bot.configure_community(config, actor=str(interaction.user.id))
+        await self._private(
+            interaction,
+            self.t("discord.setup_done", locale, channel=f"#{channel.name}", role=role.name),
+        )
+
+    async def status_command(self, interaction: discord.Interaction[Any]) -> None:
+        locale = self._locale_of(interaction)
+        guild = interaction.guild
+        if guild is None:
+            await self._private(interaction, self.t("discord.server_only", locale))
+            return
+        config = await self.store.get_community(community_of(guild).id)
+        if not self._is_moderator(interaction, config):
+            await self._private(interaction, self.t("discord.not_moderator", locale))
+            return
+        if config is None:
+            await self._private(interaction, self.t("discord.status_unset", locale))
+            return
+        channel = guild.get_channel(int(config.destination))
+        name = f"#{channel.name}" if channel is not None else config.destination
+        lines = [self.t("discord.status_channel", locale, channel=name)]
+        if not isinstance(channel, discord.TextChannel):
+            lines.append(self.t("discord.status_channel_missing", locale))
+        else:
+            perms = channel.permissions_for(guild.me)
+            role = guild.get_role(int(config.mention)) if config.mention else None
+            checks = {
+                "send": perms.send_messages and perms.view_channel,
+                "embed": perms.embed_links,
+                "history": perms.read_message_history,
+                "mention": role is not None and (role.mentionable or perms.mention_everyone),
+            }
+            for name, ok in checks.items():
+                mark = "\u2705" if ok else "\u274c"
+                lines.append(f"{mark} {self.t(f'discord.perm.{name}', locale)}")
+        backlog = await self.store.backlog(config.community)
+        lines.append(
+            self.t(
+                "discord.status_backlog",
+                locale,
+                waiting=str(backlog.waiting),
+                parked=str(backlog.parked),
+            )
+        )
+        await self._private(interaction, "\n".join(lines))
+
+    async def test_alert_command(self, interaction: discord.Interaction[Any]) -> None:
+        locale = self._locale_of(interaction)
+        guild = interaction.guild
+        if guild is None:
+            await self._private(interaction, self.t("discord.server_only", locale))
+            return
+        if not (interaction.permissions.manage_guild or interaction.permissions.administrator):
+            await self._private(interaction, self.t("discord.need_manage_server", locale))
+            return
+        config = await self.store.get_community(community_of(guild).id)
+        if config is None:
+            await self._private(interaction, self.t("discord.status_unset", locale))
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        text = self.t("discord.test_alert", config.locale)
+        try:
+            channel = await self._channel(config)
+            await channel.send(
+                self._ping(config) + text,
+                allowed_mentions=self._mentions(config),
+            )
+        except DeliveryError as exc:
+            await self._private(
+                interaction, self.t("discord.test_failed", locale, reason=exc.reason)
+            )
+            return
+        await self._private(interaction, self.t("discord.test_sent", locale))
+
+    # --- commands -----------------------------------------------------------------------
+    def register_commands(self, tree: app_commands.CommandTree[Any]) -> None:
+        def s(key: str) -> app_commands.locale_str:
+            return app_commands.locale_str(self.t(key), key=key)
+
+        group = app_commands.Group(
+            name="safety",
+            description=s("discord.cmd.group"),
+            allowed_contexts=app_commands.AppCommandContext(
+                guild=True, dm_channel=True, private_channel=True
+            ),
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
+        )
+        adapter = self
+
+        def simple(name: str, key: str, core: str) -> None:
+            async def callback(interaction: discord.Interaction[Any]) -> None:
+                await adapter.command(interaction, core)
+
+            group.add_command(
+                app_commands.Command(name=name, description=s(key), callback=callback)
+            )
+
+        simple("help", "discord.cmd.help", "help")
+        simple("block", "discord.cmd.block", "block")
+        simple("report", "discord.cmd.report", "report")
+        simple("resources", "discord.cmd.resources", "resources")
+        simple("forget-me", "discord.cmd.forget", "forget")
+
+        @group.command(name="setup", description=s("discord.cmd.setup"))
+        @app_commands.describe(
+            channel=s("discord.cmd.setup_channel"), role=s("discord.cmd.setup_role")
+        )
+        async def setup(
+            interaction: discord.Interaction[Any], channel: discord.TextChannel, role: discord.Role
+        ) -> None:
+            await adapter.setup_command(interaction, channel, role)
+
+        @group.command(name="status", description=s("discord.cmd.status"))
+        async def status(interaction: discord.Interaction[Any]) -> None:
+            await adapter.status_command(interaction)
+
+        @group.command(name="test-alert", description=s("discord.cmd.test_alert"))
+        async def test_alert(interaction: discord.Interaction[Any]) -> None:
+            await adapter.test_alert_command(interaction)
+
+        async def report_message(
+            interaction: discord.Interaction[Any], message: discord.Message
+        ) -> None:
+            await adapter.command(interaction, "report", evidence=message.jump_url)
+
+        menu = app_commands.ContextMenu(
+            name=s("discord.cmd.context_menu"),
+            callback=report_message,
+            allowed_contexts=app_commands.AppCommandContext(guild=True),
+        )
+        tree.add_command(group)
+        tree.add_command(menu)
+
+    # --- PlatformPort -------------------------------------------------------------------
+    async def shared_communities(self, person: PersonId) -> Sequence[Community]:
+        """Servers with moderators set up where the person is a member, checked via the API."""
+        found: list[Community] = []
+        for config in await self.store.list_communities(PLATFORM):
+            guild = self.client.get_guild(int(config.community.id))
+            if guild is None:
+                continue
+            try:
+                await guild.fetch_member(int(person.id))
+            except (discord.NotFound, discord.Forbidden):
+                continue
+            except discord.HTTPException:
+                log.warning("member check failed for a guild; leaving it out")
+                continue
+            found.append(community_of(guild))
+        return found
+
+    async def _channel(self, config: CommunityConfig) -> discord.abc.Messageable:
+        try:
+            channel = self.client.get_channel(int(config.destination))
+            if channel is None:
+                channel = await self.client.fetch_channel(int(config.destination))
+        except discord.NotFound:
+            raise DeliveryError("moderator channel not found") from None
+        except discord.Forbidden:
+            raise DeliveryError("no access to the moderator channel") from None
+        except discord.HTTPException as exc:
+            raise DeliveryError(f"discord error {exc.status}") from None
+        if not isinstance(channel, discord.abc.Messageable):
+            raise DeliveryError("moderator destination is not a text channel")
+        return channel
+
+    @staticmethod
+    def _ping(config: CommunityConfig) -> str:
+        return f"<@&{config.mention}> " if config.mention else ""
+
+    @staticmethod
+    def _mentions(config: CommunityConfig) -> discord.AllowedMentions:
+        roles = [discord.Object(int(config.mention))] if config.mention else False
+        return discord.AllowedMentions(everyone=False, users=False, roles=roles, replied_user=False)
+
+    async def _find_alert(
+        self, channel: discord.abc.Messageable, key: str
+    ) -> discord.Message | None:
+        footer = f"{ALERT_FOOTER_PREFIX}{key}"
+        me = self.client.user
+        try:
+            async for message in channel.history(limit=_HISTORY_SCAN):
+                if me is not None and message.author.id != me.id:
+                    continue
+                if any(e.footer.text == footer for e in message.embeds):
+                    return message
+        except discord.Forbidden:
+            return None  # no history permission: fall back on the nonce
+        return None
+
+    async def _alert_view(
+        self, guild: discord.Guild | None, alert: Alert
+    ) -> discord.ui.View | None:
+        if alert.resolved:
+            return None
+        view = discord.ui.View(timeout=None)
+        for choice in alert.actions:
+            view.add_item(ModButton(choice.id, alert.reference, choice.label))
+        member_id = self._offender_id(alert.offender)
+        if guild is not None and member_id is not None:
+            try:
+                await guild.fetch_member(member_id)
+            except discord.HTTPException:
+                return view
+            view.add_item(
+                ModActionButton("timeout", alert.reference, member_id, self.t("discord.timeout"))
+            )
+            view.add_item(ModActionButton("ban", alert.reference, member_id, self.t("discord.ban")))
+        return view
+
+    @staticmethod
+    def _offender_id(text: str | None) -> int | None:
+        match = _MEMBER_REF.search(text or "")
+        if match is None:
+            return None
+        return int(match.group(1) or match.group(2))
+
+    async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
+        channel = await self._channel(config)
+        if await self._find_alert(channel, alert.key) is not None:
+            return  # already posted before a crash: moderators see it once
+        guild = self.client.get_guild(int(config.community.id))
+        try:
+            await channel.send(
+                self._ping(config).strip() or None,
+                embed=alert_embed(alert),
+                view=await self._alert_view(guild, alert),  # type: ignore[arg-type]
+                allowed_mentions=self._mentions(config),
+                nonce=alert_nonce(alert.key),
+            )
+        except discord.Forbidden:
+            raise DeliveryError("missing permission in the moderator channel") from None
+        except discord.NotFound:
+            raise DeliveryError("moderator channel not found") from None
+        except discord.HTTPException as exc:
+            raise DeliveryError(f"discord error {exc.status}") from None
+
+    async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
+        channel = await self._channel(config)
+        guild = self.client.get_guild(int(config.community.id))
+        message = await self._find_alert(channel, alert.key)
+        try:
+            if message is not None:
+                await message.edit(
+                    embed=alert_embed(alert),
+                    view=await self._alert_view(guild, alert),
+                    allowed_mentions=NO_MENTIONS,
+                )
+            else:
+                status = f"{alert.reference}: {alert.status}"
+                await channel.send(status, allowed_mentions=NO_MENTIONS, nonce=alert_nonce(key))
+        except discord.HTTPException as exc:
+            raise DeliveryError(f"discord error {exc.status}") from None
+
+    async def send_private(self, person: PersonId, message: Message, key: str) -> None:
+        try:
+            user = await self.client.fetch_user(int(person.id))
+            for index, chunk in enumerate(split_text(text_of(message.spans))):
+                nonce = alert_nonce(f"{key}#{index}")
+                await user.send(chunk, allowed_mentions=NO_MENTIONS, nonce=nonce)
+        except discord.Forbidden:
+            raise DeliveryError("the person's DMs are closed") from None
+        except discord.NotFound:
+            raise DeliveryError("the person's account is gone", permanent=True) from None
+        except discord.HTTPException as exc:
+            raise DeliveryError(f"discord error {exc.status}") from None

@@ -1,0 +1,101 @@
+"""Core messages and alerts as Discord payloads: text, embeds, buttons, select menus.
+
+Untrusted text (anything a person or a platform supplied) is escaped so it can never mention,
+ping or change formatting; every message also goes out with restrictive allowed_mentions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import discord
+
+from safebot.messages import Choice, Message, Span
+from safebot.moderation import Alert
+
+__all__ = [
+    "ALERT_FOOTER_PREFIX",
+    "MAX_BUTTONS",
+    "NO_MENTIONS",
+    "alert_embed",
+    "alert_nonce",
+    "escape",
+    "label",
+    "plain",
+    "split_text",
+    "text_of",
+]
+
+MAX_CONTENT = 2000
+MAX_BUTTONS = 10  # more choices than this become a select menu
+ALERT_FOOTER_PREFIX = "SafeBot "
+NO_MENTIONS = discord.AllowedMentions.none()
+_ZWSP = "\u200b"
+_MENTIONISH = re.compile(r"[@#<>]")
+
+
+def escape(text: str) -> str:
+    """Inert text: no markdown, no mentions (@everyone, <@id>, <@&id>, <#id>), no links
+    turned into masked links. A zero-width space breaks every mention-like token."""
+    text = discord.utils.escape_markdown(text, ignore_links=False)
+    text = _MENTIONISH.sub(lambda m: m.group(0) + _ZWSP, text)
+    return text
+
+
+def text_of(spans: tuple[Span, ...]) -> str:
+    return "".join(escape(s.text) if s.untrusted else s.text for s in spans)
+
+
+def split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:
+    """Split at paragraph, then line, then hard boundaries to fit Discord's message limit."""
+    chunks: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n\n", 0, limit)
+        if cut <= 0:
+            cut = text.rfind("\n", 0, limit)
+        if cut <= 0:
+            cut = limit
+        chunks.append(text[:cut].rstrip())
+        text = text[cut:].lstrip("\n")
+    if text or not chunks:
+        chunks.append(text)
+    return chunks
+
+
+def label(choice: Choice) -> str:
+    """Button and select labels are plain text on Discord (no markdown, no mentions)."""
+    value = choice.label.strip() or "…"
+    return value if len(value) <= 80 else value[:79] + "…"
+
+
+def _field(value: str, limit: int = 1024) -> str:
+    value = escape(value)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def alert_embed(alert: Alert) -> discord.Embed:
+    colour = discord.Colour.green() if alert.resolved else discord.Colour.red()
+    embed = discord.Embed(title=alert.title, colour=colour)
+    details = ""
+    for f in alert.fields:
+        value = _field(f.value) if f.untrusted else f.value
+        if f.long:  # the person's own account goes in the description (more room)
+            details = f"**{f.label}**\n{_field(f.value, 3000)}"
+            continue
+        embed.add_field(name=f.label, value=value or "-", inline=False)
+    embed.description = details
+    status = alert.status + (f" {escape(alert.handled_by)}" if alert.handled_by else "")
+    embed.add_field(name="\u2139\ufe0f", value=status, inline=False)
+    embed.add_field(name="\u26a0\ufe0f", value=alert.guidance[:1024], inline=False)
+    embed.set_footer(text=f"{ALERT_FOOTER_PREFIX}{alert.key}")
+    return embed
+
+
+def alert_nonce(key: str) -> str:
+    """Discord deduplicates sends with the same nonce for a few minutes (enforce_nonce)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:25]
+
+
+def plain(message: Message) -> str:
+    return text_of(message.spans)

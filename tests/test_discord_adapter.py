@@ -1,0 +1,455 @@
+"""The Discord adapter over the wire: real discord.py against the fake Discord on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+import pytest
+from conftest import Clock
+from fakediscord import (
+    BAN_MEMBERS,
+    EPHEMERAL,
+    MODERATE_MEMBERS,
+    FakeDiscord,
+    FakeMessage,
+    run_client,
+)
+from fakediscord._models import iter_components
+
+from adapters.discord import DiscordAdapter
+from safebot.conversation import Engine
+from safebot.settings import OutboxSettings, Settings
+from safebot.store import open_store
+from safebot.store.base import Store
+
+MANAGE_GUILD = discord.Permissions(manage_guild=True).value
+REF = re.compile(r"R-[2-9A-Z]{4}")
+ZWSP = "\u200b"
+
+
+@dataclass
+class World:
+    fake: FakeDiscord
+    guild: Any
+    general: Any
+    safety: Any
+    mod_role: Any
+    owner: Any
+    alice: Any
+    mod: Any
+    offender: Any
+    stranger: Any
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    async with FakeDiscord() as fake:
+        owner = fake.add_user("owner")
+        guild = fake.add_guild("Test Server", owner_id=owner)
+        mod_role = fake.add_role(
+            guild, "Safety Team", MODERATE_MEMBERS | BAN_MEMBERS, mentionable=True
+        )
+        alice = fake.add_user("alice")
+        mod = fake.add_user("mod")
+        offender = fake.add_user("offender")
+        stranger = fake.add_user("stranger")
+        fake.add_member(guild, owner)
+        fake.add_member(guild, alice)
+        fake.add_member(guild, mod, roles=[mod_role])
+        fake.add_member(guild, offender)
+        general = fake.add_channel(guild, "general")
+        safety = fake.add_channel(guild, "safety")
+        yield World(fake, guild, general, safety, mod_role, owner, alice, mod, offender, stranger)
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[Store]:
+    opened = await open_store(settings.database)
+    yield opened
+    await opened.close()
+
+
+def make_adapter(engine: Engine, store: Store, settings: Settings, **kw: Any) -> DiscordAdapter:
+    adapter = DiscordAdapter(settings, engine, store, guild_ready_timeout=0.05, **kw)
+
+    async def no_identify_wait(shard_id: int | None, *, initial: bool = False) -> None:
+        return None  # discord.py waits 5 s between shards to respect Discord's identify limit
+
+    adapter.client.before_identify_hook = no_identify_wait  # type: ignore[method-assign]
+    return adapter
+
+
+@contextlib.asynccontextmanager
+async def running(world: World, adapter: DiscordAdapter) -> AsyncIterator[DiscordAdapter]:
+    async with run_client(world.fake, adapter.client):
+        yield adapter
+    await adapter.close()
+
+
+@pytest.fixture
+async def bot(
+    world: World, engine: Engine, store: Store, settings: Settings
+) -> AsyncIterator[DiscordAdapter]:
+    async with running(world, make_adapter(engine, store, settings)) as adapter:
+        yield adapter
+
+
+def has_choices(message: FakeMessage) -> bool:
+    return bool(message.custom_ids())
+
+
+def custom_id_for(message: FakeMessage, wanted: str) -> str:
+    """The custom_id of a component by choice id (``sb:c:<node>:<wanted>``) or by label."""
+    for component in iter_components(message.components):
+        cid = component.get("custom_id", "")
+        if cid == wanted or cid.endswith(f":{wanted}") or component.get("label") == wanted:
+            return str(cid)
+    raise AssertionError(f"no component {wanted!r} in {message.custom_ids()}")
+
+
+async def dm(world: World, user: Any, text: str, **kw: Any) -> FakeMessage:
+    world.fake.mark()
+    await world.fake.send_dm(user, text, **kw)
+    return await world.fake.wait_for_message(channel_id=user, predicate=has_choices)
+
+
+async def press(world: World, user: Any, message: FakeMessage, wanted: str) -> FakeMessage:
+    cid = custom_id_for(message, wanted)
+    if cid.startswith("sb:s:"):
+        inter = await world.fake.click(user, message, cid, values=[wanted])
+    else:
+        inter = await world.fake.click(user, message, cid)
+    return await inter.wait_followup(has_choices)
+
+
+async def reply_text(inter: Any) -> str:
+    """The text the person saw: a direct response (type 4) or, after a deferral, a followup."""
+    response = await inter.response()
+    if response["type"] == 4:
+        return str(response["data"].get("content", ""))
+    return str((await inter.wait_followup()).content)
+
+
+async def setup_server(world: World, channel: Any = None) -> None:
+    inter = await world.fake.slash(
+        world.owner,
+        "safety",
+        {"channel": channel or world.safety, "role": world.mod_role},
+        guild=world.guild,
+        subcommand="setup",
+    )
+    text = await reply_text(inter)
+    assert "Saved" in text, text
+
+
+async def report_by_dm(world: World, *, offender: str, details: str, evidence: str) -> str:
+    first = await dm(world, world.alice, "hi")
+    msg = await press(world, world.alice, first, "report")
+    msg = await press(world, world.alice, msg, "report.go")
+    assert "Test Server" in [c.get("label") for c in iter_components(msg.components)]
+    msg = await press(world, world.alice, msg, "community.0")
+    msg = await press(world, world.alice, msg, "cat.threats")
+    for text in (offender, details, evidence):
+        msg = await dm(world, world.alice, text)
+    msg = await press(world, world.alice, msg, "identity.share")
+    assert "Who will see it" in msg.content
+    msg = await press(world, world.alice, msg, "report.confirm")
+    found = REF.search(msg.content)
+    assert found, msg.content
+    return found.group(0)
+
+
+def roles_of(mentions: dict[str, Any]) -> list[str]:
+    return [str(r) for r in mentions.get("roles", [])]
+
+
+def assert_inert(world: World, role_id: int) -> None:
+    """Every message the bot sent pinged nobody, except alerts pinging the moderator role."""
+    for message in world.fake.message_index.values():
+        if not message.by_bot or message.body is None:
+            continue
+        if not message.content and not message.embeds:
+            continue  # a "thinking…" placeholder of a deferred interaction
+        mentions = message.allowed_mentions
+        assert mentions is not None, message
+        assert mentions.get("parse", []) == [], message
+        assert mentions.get("users", []) == [], message
+        assert set(roles_of(mentions)) <= {str(role_id)}, message
+        texts = [message.content] + [str(e) for e in message.embeds]
+        for text in texts:
+            for token in ("@everyone", "@here", "<@&", "<@!", "<#"):
+                for hit in re.finditer(re.escape(token), text):
+                    following = text[hit.start() + 1 : hit.start() + 2]
+                    leading_ping = text.startswith(f"<@&{role_id}>") and hit.start() == 0
+                    assert leading_ping or following == ZWSP, (token, text[:200])
+
+
+# --- people --------------------------------------------------------------------------------
+async def test_dm_conversation_to_confirmed_report(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    reference = await report_by_dm(
+        world,
+        offender=f"<@{world.offender.id}>",
+        details="He wants $500 or he'll send my pics to my followers",
+        evidence="https://discord.com/channels/1/2/3",
+    )
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    assert alert.content == f"<@&{world.mod_role.id}>"
+    mentions = alert.allowed_mentions
+    assert mentions["parse"] == [] and roles_of(mentions) == [str(world.mod_role.id)]
+    assert not mentions.get("users")
+    [embed] = alert.embeds
+    assert reference in embed["title"]
+    assert "$500" in embed["description"]
+    ids = alert.custom_ids()
+    for action in ("ack", "claim", "resolve"):
+        assert f"sb:m:{action}:{reference}" in ids
+    assert f"sb:x:ban:{reference}:{world.offender.id}" in ids
+    assert alert.nonce is not None
+
+
+async def test_typed_replies_work_too(world: World, bot: DiscordAdapter) -> None:
+    await dm(world, world.alice, "hi")
+    msg = await dm(world, world.alice, "how do I block them")
+    assert "Where is this person contacting you" in msg.content
+    msg = await dm(world, world.alice, "1")
+    assert "computer or a phone" in msg.content
+
+
+async def test_attachments_are_never_fetched(world: World, bot: DiscordAdapter) -> None:
+    world.fake.mark()
+    await world.fake.send_dm(world.alice, "", attachments=[("photo.jpg", b"\xff\xd8secret")])
+    warning = await world.fake.wait_for_message(
+        channel_id=world.alice, predicate=lambda m: "didn't keep" in m.content
+    )
+    assert "didn't keep" in warning.content
+    assert world.fake.cdn_requests == []
+
+
+async def test_long_message_gets_a_kind_answer(world: World, bot: DiscordAdapter) -> None:
+    msg = await dm(world, world.alice, "help me " * 500)  # 4,000 characters
+    assert msg.content and len(msg.content) <= 2000
+
+
+@pytest.mark.parametrize(
+    ("sub", "expect"),
+    [
+        ("help", "What would help right now"),
+        ("block", "Where is this person contacting you"),
+        ("resources", "people and places that can help"),
+        ("forget-me", "delete our chat history"),
+        ("report", "send a private alert"),
+    ],
+)
+async def test_slash_commands_answer_ephemerally(
+    world: World, bot: DiscordAdapter, sub: str, expect: str
+) -> None:
+    for where in ({"guild": world.guild}, {}):
+        inter = await world.fake.slash(world.alice, "safety", subcommand=sub, **where)
+        response = await inter.response()
+        assert response["type"] == 5 and response["data"]["flags"] & EPHEMERAL
+        reply = await inter.wait_followup(lambda m: expect in m.content)
+        assert reply.ephemeral
+
+
+async def test_slash_report_in_a_server_preselects_it(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    inter = await world.fake.slash(world.alice, "safety", guild=world.guild, subcommand="report")
+    msg = await inter.wait_followup(has_choices)
+    msg = await press(world, world.alice, msg, "report.go")
+    assert "What is happening" in msg.content  # no community question
+    assert msg.ephemeral
+
+
+async def test_spanish_client_gets_spanish(world: World, bot: DiscordAdapter) -> None:
+    inter = await world.fake.slash(world.alice, "safety", subcommand="help", locale="es-ES")
+    reply = await inter.wait_followup(has_choices)
+    assert "ayudaría" in reply.content
+
+
+async def test_context_menu_reports_the_message(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    world.fake.mark()
+    threat = await world.fake.send_guild_message(world.general, world.offender, "pay or else")
+    inter = await world.fake.context_menu(
+        world.alice, threat, "Report to safety team", guild=world.guild
+    )
+    msg = await inter.wait_followup(has_choices)
+    assert msg.ephemeral
+    msg = await press(world, world.alice, msg, "report.go")
+    msg = await press(world, world.alice, msg, "cat.money")
+    for _ in range(3):
+        msg = await press(world, world.alice, msg, "skip")
+    msg = await press(world, world.alice, msg, "identity.anonymous")
+    assert f"/channels/{world.guild.id}/{world.general.id}/{threat.id}" in msg.content
+
+
+async def test_details_through_the_modal(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    inter = await world.fake.slash(world.alice, "safety", guild=world.guild, subcommand="report")
+    msg = await inter.wait_followup(has_choices)
+    msg = await press(world, world.alice, msg, "report.go")
+    msg = await press(world, world.alice, msg, "cat.money")
+    write = await world.fake.click(world.alice, msg, custom_id_for(msg, "sb:w:report.who"))
+    response = await write.response()
+    assert response["type"] == 9  # a modal
+    [field_id] = [
+        c["custom_id"] for c in iter_components(response["data"]["components"]) if c["type"] == 4
+    ]
+    submitted = await world.fake.submit_modal(world.alice, write, {field_id: "scammer#1"})
+    nxt = await submitted.wait_followup(has_choices)
+    assert "Anything else the moderators should know" in nxt.content
+    assert nxt.ephemeral
+
+
+async def test_buttons_survive_a_restart(
+    world: World, engine: Engine, store: Store, settings: Settings
+) -> None:
+    async with running(world, make_adapter(engine, store, settings)):
+        first = await dm(world, world.alice, "hi")
+    async with running(world, make_adapter(engine, store, settings, sync_commands=False)):
+        msg = await press(world, world.alice, first, "block")
+        assert "Where is this person contacting you" in msg.content
+
+
+# --- moderators ----------------------------------------------------------------------------
+async def test_setup_needs_manage_server(world: World, bot: DiscordAdapter) -> None:
+    inter = await world.fake.slash(
+        world.alice,
+        "safety",
+        {"channel": world.safety, "role": world.mod_role},
+        guild=world.guild,
+        subcommand="setup",
+    )
+    assert "Manage Server" in await reply_text(inter)
+    assert await bot.store.list_communities("discord") == []
+    await setup_server(world)
+    [config] = await bot.store.list_communities("discord")
+    assert config.destination == str(world.safety.id) and config.mention == str(world.mod_role.id)
+
+
+async def test_status_shows_permissions_and_backlog(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    inter = await world.fake.slash(world.mod, "safety", guild=world.guild, subcommand="status")
+    text = await reply_text(inter)
+    assert "safety" in text and "waiting to be delivered: 0" in text
+    refused = await world.fake.slash(world.alice, "safety", guild=world.guild, subcommand="status")
+    assert "Only this server's moderators" in await reply_text(refused)
+
+
+async def test_test_alert(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    world.fake.mark()
+    await world.fake.slash(world.owner, "safety", guild=world.guild, subcommand="test-alert")
+    posted = await world.fake.wait_for_message(channel_id=world.safety)
+    assert "test alert" in posted.content
+    assert roles_of(posted.allowed_mentions) == [str(world.mod_role.id)]
+
+
+async def test_moderator_buttons_and_status_dm(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    reference = await report_by_dm(world, offender="someone", details="x", evidence="https://a.b/c")
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    refused = await world.fake.click(world.alice, alert, f"sb:m:ack:{reference}")
+    assert "Only this server's moderators" in await reply_text(refused)
+    world.fake.mark()
+    ack = await world.fake.click(world.mod, alert, f"sb:m:ack:{reference}")
+    edit = await ack.response()
+    assert edit["type"] == 7
+    assert "acknowledged by" in str(edit["data"]["embeds"])
+    assert "You acknowledged" in (await ack.wait_followup()).content
+    status = await world.fake.wait_for_message(channel_id=world.alice)
+    assert reference in status.content and "has seen it" in status.content
+    resolve = await world.fake.click(world.mod, alert, f"sb:m:resolve:{reference}")
+    assert (await resolve.response())["type"] == 7
+    report = await bot.store.get_report(reference)
+    assert report is not None and report.status.value == "resolved"
+
+
+async def test_ban_button_checks_permission_and_audits(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    reference = await report_by_dm(
+        world, offender=f"<@{world.offender.id}>", details="x", evidence="https://a.b/c"
+    )
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    cid = f"sb:x:ban:{reference}:{world.offender.id}"
+    refused = await world.fake.click(world.alice, alert, cid)
+    assert "permission" in await reply_text(refused)
+    banned = await world.fake.click(world.mod, alert, cid)
+    assert "banned" in await reply_text(banned)
+    [ban] = [r for r in world.fake.requests if r.method == "PUT" and "/bans/" in r.path]
+    assert ban.headers.get("X-Audit-Log-Reason") == f"SafeBot report {reference}"
+
+
+async def test_dms_closed_slash_path_still_works(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    world.fake.set_dm_closed(world.alice)
+    inter = await world.fake.slash(world.alice, "safety", guild=world.guild, subcommand="report")
+    msg = await inter.wait_followup(has_choices)
+    for wanted in ("report.go", "cat.other", "skip", "skip", "skip", "identity.share"):
+        msg = await press(world, world.alice, msg, wanted)
+    cid = custom_id_for(msg, "report.confirm")
+    done = await world.fake.click(world.alice, msg, cid)
+    receipt = await done.wait_followup(lambda m: REF.search(m.content) is not None)
+    assert receipt.ephemeral
+    tip = await done.wait_followup(lambda m: "Privacy Settings" in m.content)
+    assert tip.ephemeral
+
+
+async def test_channel_deleted_then_restored_delivers_once(
+    world: World, engine: Engine, store: Store, tmp_path: Any
+) -> None:
+    clock = Clock()
+    settings = Settings(
+        database=str(tmp_path / "x.db"),
+        outbox=OutboxSettings(max_attempts=20, base_delay=0.05, max_delay=0.2),
+    )
+    adapter = make_adapter(engine, store, settings)
+    _ = clock
+    async with running(world, adapter):
+        await setup_server(world)
+        world.fake.delete_channel(world.safety)
+        reference = await report_by_dm(world, offender="x", details="y", evidence="https://a.b/c")
+        backlog = await store.backlog()
+        assert backlog.waiting == 1
+        new_channel = world.fake.add_channel(world.guild, "safety-2")
+        world.fake.mark()
+        await setup_server(world, new_channel)
+        alert = await world.fake.wait_for_message(channel_id=new_channel, timeout=5)
+        assert reference in alert.embeds[0]["title"]
+        await adapter.bot.deliver_due()
+    posted = [
+        m
+        for m in world.fake.channel_messages(new_channel)
+        if m.embeds and reference in str(m.embeds)
+    ]
+    assert len(posted) == 1
+
+
+async def test_mention_injection_is_inert_everywhere(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    evil = f"@everyone @here <@&{world.mod_role.id}> <@{world.mod.id}> <#1> **bold** [x](https://evil.test)"
+    reference = await report_by_dm(
+        world, offender=evil, details=evil, evidence="https://evil.test/@everyone"
+    )
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    ack = await world.fake.click(world.mod, alert, f"sb:m:ack:{reference}")
+    await ack.response()
+    await world.fake.wait_for_message(channel_id=world.alice)
+    assert_inert(world, world.mod_role.id)
+
+
+async def test_sharded_client_identifies_every_shard(
+    world: World, engine: Engine, store: Store, settings: Settings
+) -> None:
+    adapter = make_adapter(engine, store, settings, shard_count=2)
+    async with running(world, adapter):
+        shards = sorted(tuple(i.get("shard", ())) for i in world.fake.identifies)
+        assert (0, 2) in shards and (1, 2) in shards
+        msg = await dm(world, world.alice, "hi")
+        assert msg.content
