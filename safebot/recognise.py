@@ -13,8 +13,9 @@ to contain the English-pattern word "admins" is Spanish); if that is still a tie
 caller's current locale (``prefer``), else the first locale the recogniser was built with.
 
 Text examined: the first :data:`MAX_CHARS` characters after normalization, and for crisis
-language the first :data:`CRISIS_MAX_CHARS`. Nothing here logs the text it sees; the only
-thing kept is a bounded table of which patterns each seen *word* can start (no messages).
+language the first :data:`CRISIS_MAX_CHARS`. Nothing here logs or keeps the text it sees,
+except a bounded in-memory table of which rules a word can start, for words that start some
+rule ("want", "pics", "suicdie"), so that common words are looked up once.
 """
 
 from __future__ import annotations
@@ -466,7 +467,7 @@ class Recogniser:
         self._exact = dict(exact)  # keyword -> {(locale index, rank)}
         self._fuzzy = dict(fuzzy)  # deletion variant -> ((keyword, locale index, rank), ...)
         self._fuzzy_max = max((len(k) for hits in fuzzy.values() for k, _, _ in hits), default=0)
-        self._memo: dict[str, _WordInfo] = {}  # word -> _word_info(word), bounded
+        self._memo: dict[str, _WordInfo] = {}  # rule word -> _word_info(word), bounded
 
     @classmethod
     def from_dir(cls, content_dir: Traversable | Path, locales: Sequence[str]) -> Recogniser:
@@ -613,7 +614,7 @@ class Recogniser:
 
     def _word_info(self, word: str) -> _WordInfo:
         """What one word can start or is: keyword hits ``(locale index, rank)`` and the
-        patterns that may match from its start, sorted by rank. Remembered for common words."""
+        patterns that may match from its start, sorted by rank."""
         hits = set(self._exact.get(word, ()))
         if FUZZY_MIN_LEN <= len(word) <= self._fuzzy_max + 1:
             for variant in _variants(word):
@@ -624,7 +625,8 @@ class Recogniser:
         for n in range(1, min(len(word), _PREFIX_KEY) + 1):
             entries.extend(self._by_prefix.get(word[:n], ()))
         info = (tuple(sorted(hits)), _by_rank(entries))
-        if len(self._memo) < _MEMO_WORDS:
+        # Only words the rules care about are remembered, never arbitrary words from messages.
+        if (hits or entries) and len(self._memo) < _MEMO_WORDS:
             self._memo[word] = info
         return info
 

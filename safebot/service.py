@@ -13,6 +13,7 @@ import logging
 import random
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -90,6 +91,7 @@ class SafeBot:
         settings: Settings,
         clock: Callable[[], float] = time.time,
         tokens: Callable[[], str] = lambda: secrets.token_hex(8),
+        session_cache_size: int = 5000,
     ) -> None:
         self.engine = engine
         self.content = engine.content
@@ -99,6 +101,10 @@ class SafeBot:
         self.clock = clock
         self.tokens = tokens
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # per person, refcounted
+        # Recently active conversations, so a message costs one write and no read. The stored
+        # version guards it: a stale entry shows up as a VersionConflict and is reloaded.
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self.session_cache_size = session_cache_size
         self._outbox_wake = asyncio.Event()
 
     # --- people ---------------------------------------------------------------------------
@@ -119,10 +125,40 @@ class SafeBot:
 
     async def _handle_locked(self, event: Event) -> tuple[Message, ...]:
         person = event.person
-        session = await self.store.load_session(person)
+        session = self._cached(person.key) or await self.store.load_session(person)
+        for _attempt in range(3):
+            replies, session_after, acted = await self._run(event, session)
+            if session_after is None:
+                await self.store.delete_session(person)
+                self._sessions.pop(person.key, None)
+                return replies
+            try:
+                saved = await self.store.save_session(session_after)
+            except VersionConflict:
+                # Someone else (another process) moved this conversation on since we read
+                # it. Redo the step on the fresh state, unless it already stored a report or
+                # forgot the person: those must not happen twice, so this event's state wins.
+                self._sessions.pop(person.key, None)
+                stored = await self.store.load_session(person)
+                if not acted:
+                    session = stored
+                    continue
+                log.info("session version conflict after a side effect; newest state kept")
+                version = stored.version if stored else 0
+                saved = await self.store.save_session(replace(session_after, version=version))
+            self._remember(saved)
+            return replies
+        raise RuntimeError("conversation kept changing under us")  # pragma: no cover
+
+    async def _run(
+        self, event: Event, session: Session | None
+    ) -> tuple[tuple[Message, ...], Session | None, bool]:
+        """Step the engine through one event and the events its effects produce. Returns the
+        replies, the new session (None: forget it) and whether a side effect was carried out."""
+        person = event.person
         replies: list[Message] = []
         pending: list[Event] = [event]
-        forgotten = False
+        acted = False
         while pending:
             current = pending.pop(0)
             outcome = self.engine.step(session, current, self.clock(), self.tokens())
@@ -133,28 +169,25 @@ class SafeBot:
                     pending.append(CommunitiesListed(person, await self.reportable(person)))
                 elif isinstance(effect, SubmitReport):
                     pending.append(await self._submit(person, effect))
+                    acted = True
                 elif isinstance(effect, ForgetPerson):
                     await self.store.forget_person(person)
                     await self.store.audit(AuditEntry(self.clock(), "person", "forget"))
-                    forgotten = True
+                    acted = True
             session = outcome.session
-        if forgotten or session is None:
-            await self.store.delete_session(person)
-        else:
-            await self._save(session)
-        return tuple(replies)
+        return tuple(replies), session, acted
 
-    async def _save(self, session: Session) -> Session:
-        try:
-            return await self.store.save_session(session)
-        except VersionConflict:
-            # Another process wrote this conversation meanwhile; this event is the newest
-            # word from the person, so it wins.
-            stored = await self.store.load_session(session.person)
-            log.info("session version conflict; keeping the newest event's state")
-            return await self.store.save_session(
-                replace(session, version=stored.version if stored else 0)
-            )
+    def _cached(self, key: str) -> Session | None:
+        session = self._sessions.get(key)
+        if session is not None:
+            self._sessions.move_to_end(key)
+        return session
+
+    def _remember(self, session: Session) -> None:
+        self._sessions[session.person.key] = session
+        self._sessions.move_to_end(session.person.key)
+        while len(self._sessions) > self.session_cache_size:
+            self._sessions.popitem(last=False)
 
     async def reportable(self, person: PersonId) -> tuple[Community, ...]:
         """Communities the person shares with the bot, that have moderators set up and that

@@ -63,7 +63,6 @@ class ConsoleSettings:
 @dataclass(frozen=True, slots=True)
 class DiscordSettings:
     token_env: str = "SAFEBOT_DISCORD_TOKEN"
-    members_intent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

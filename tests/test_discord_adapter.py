@@ -453,3 +453,27 @@ async def test_sharded_client_identifies_every_shard(
         assert (0, 2) in shards and (1, 2) in shards
         msg = await dm(world, world.alice, "hi")
         assert msg.content
+
+
+async def test_run_discord_stops_cleanly_on_sigterm(world: World, settings: Settings) -> None:
+    import asyncio
+    import os
+    import signal
+
+    from adapters.discord import run_discord
+
+    task = asyncio.create_task(run_discord(settings, world.fake.token, guild_ready_timeout=0.05))
+    await world.fake.wait_until(lambda: world.fake.identifies or None, timeout=5)
+    msg = await dm(world, world.alice, "hi")
+    assert "What would help" in msg.content
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(task, timeout=5)  # returns normally: gateway and store closed
+    store = await open_store(settings.database)
+    assert await store.load_session(discord_person(world.alice)) is not None
+    await store.close()
+
+
+def discord_person(user: Any) -> Any:
+    from safebot.model import PersonId
+
+    return PersonId("discord", str(user.id))

@@ -285,6 +285,9 @@ def test_table_with_either_preference(rec: Recogniser, text: str, intent: str, l
         "estoy pensando en suicidarme",
         "ya no puedo más con esto",
         "si mis papás ven eso me muero",
+        "im literally going to die",
+        "gonna die",
+        "ya no quiero despertar",
     ],
 )
 def test_crisis_detected(rec: Recogniser, text: str) -> None:
@@ -308,6 +311,16 @@ def test_crisis_detected(rec: Recogniser, text: str) -> None:
         "no estoy seguro de qué hacer",
         "should i delete the chat",
         "he wants $500",
+        "my phone is going to die",
+        "my battery is about to die",
+        "i cant go on vacation",
+        "i want to end the call",
+        "casi me muero del susto",
+        "me muero de ganas de verte",
+        "mi celular se va a morir",
+        "no quiero despertar temprano mañana",
+        "no puedo más tarde, mejor mañana",
+        "me mata la tarea",
     ],
 )
 def test_not_crisis(rec: Recogniser, text: str) -> None:

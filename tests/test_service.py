@@ -355,3 +355,25 @@ async def test_same_person_events_are_serialized(bot: MemoryBot) -> None:
     await asyncio.gather(*(bot.send(TextReceived(pat, "menu")) for _ in range(10)))
     session = await bot.service.store.load_session(pat)
     assert session is not None and session.version == 11
+
+
+async def test_two_processes_never_clobber_a_conversation(
+    engine: Engine, settings: Settings, clock: Clock
+) -> None:
+    """Two services on one database, the person's events alternating between them: each
+    picks up where the other left off (stale cached state is detected by its version)."""
+    store_a = await SqliteStore.open(settings.database)
+    store_b = await SqliteStore.open(settings.database)
+    a = MemoryBot(engine, store_a, settings, clock=clock, tokens=Tokens())
+    b = MemoryBot(engine, store_b, settings, clock=clock, tokens=Tokens())
+    quinn = a.person("quinn")
+    await a.say(quinn, "hi")  # A caches the session at the menu
+    await b.press(quinn, "block", "menu")  # B moves it on
+    replies = await a.press(quinn, "app.discord", "block.platform")  # A's cache is stale
+    assert "computer or a phone" in replies[-1].text
+    session = await store_b.load_session(quinn)
+    assert session is not None and session.node == "block.device" and session.version == 3
+    replies = await b.press(quinn, "device.mobile", "block.device")
+    assert "Step 1 of" in replies[-1].text
+    await store_a.close()
+    await store_b.close()

@@ -23,15 +23,17 @@ async def run_discord(
     *,
     shard_ids: list[int] | None = None,
     shard_count: int | None = None,
+    **client_options: Any,
 ) -> None:
-    """Run until SIGINT/SIGTERM, then close the gateway and the store cleanly."""
+    """Run until SIGINT/SIGTERM, then close the gateway and the store cleanly.
+    ``client_options`` go to the discord.py client (e.g. guild_ready_timeout)."""
     engine = build_engine(settings)
     store = await open_store(settings.database)
     options: dict[str, Any] = {}
     if shard_count is not None:
         options["shard_count"] = shard_count
         options["shard_ids"] = shard_ids
-    adapter = DiscordAdapter(settings, engine, store, **options)
+    adapter = DiscordAdapter(settings, engine, store, **options, **client_options)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -48,3 +50,5 @@ async def run_discord(
         stopper.cancel()
         await asyncio.gather(runner, return_exceptions=True)
         await store.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -66,7 +66,6 @@ class SafeBotClient(discord.AutoShardedClient):
         intents = discord.Intents.none()
         intents.guilds = True  # guild list, channels and roles for setup/status
         intents.dm_messages = True  # people talk to the bot in DMs (content included in DMs)
-        intents.members = adapter.settings.discord.members_intent
         super().__init__(intents=intents, allowed_mentions=NO_MENTIONS, **options)
         self.adapter = adapter
         self.tree: app_commands.CommandTree[SafeBotClient] = app_commands.CommandTree(self)
