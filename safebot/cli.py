@@ -17,9 +17,6 @@ __all__ = ["main"]
 
 log = logging.getLogger(__name__)
 
-ADAPTERS_LATER = {
-    "matrix": "the Matrix adapter is not part of this version yet",
-}
 PLATFORMS = ("discord", "matrix")
 
 
@@ -118,6 +115,34 @@ def _run_discord(settings: Settings, shards: str | None, shard_count: int | None
     return 0
 
 
+def _run_matrix(settings: Settings) -> int:
+    matrix = settings.matrix
+    missing = [name for name in ("homeserver", "user_id") if not getattr(matrix, name)]
+    if missing:
+        print(
+            f"safebot run matrix: set [matrix] {', '.join(missing)} in the config file.",
+            file=sys.stderr,
+        )
+        return 2
+    if not settings.secret(matrix.password_env) and not settings.secret(matrix.access_token_env):
+        print(
+            f"Set {matrix.password_env} (or {matrix.access_token_env} with [matrix] device_id)"
+            " in the environment.",
+            file=sys.stderr,
+        )
+        return 2
+    from adapters.matrix import MatrixLoginError, run_matrix
+
+    try:
+        asyncio.run(run_matrix(settings))
+    except MatrixLoginError as exc:
+        print(f"safebot run matrix: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
@@ -129,11 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"settings: {problem}", file=sys.stderr)
         return 2
     if args.command == "run":
-        if args.platform in ADAPTERS_LATER:
-            print(f"safebot run {args.platform}: {ADAPTERS_LATER[args.platform]}.", file=sys.stderr)
-            print("Try `safebot console` for the local demo.", file=sys.stderr)
-            return 2
         _logging(settings, quiet=False)
+        if args.platform == "matrix":
+            return _run_matrix(settings)
         return _run_discord(settings, args.shards, args.shard_count)
     _logging(settings, quiet=True)
     try:

@@ -137,7 +137,7 @@ def test_check_command(tmp_path: Path) -> None:
     assert "environment" in bad.stdout and "abc" not in bad.stdout
 
 
-def test_run_platform_not_yet_available_says_so(tmp_path: Path) -> None:
+def test_run_matrix_explains_missing_settings(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("")
     result = subprocess.run(
@@ -146,4 +146,18 @@ def test_run_platform_not_yet_available_says_so(tmp_path: Path) -> None:
         text=True,
         cwd=REPO,
     )
-    assert result.returncode == 2 and "console" in result.stderr
+    assert result.returncode == 2 and "homeserver" in result.stderr and "user_id" in result.stderr
+
+
+def test_run_discord_needs_a_token(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "SAFEBOT_DISCORD_TOKEN"}
+    result = subprocess.run(
+        [sys.executable, "-m", "safebot.cli", "run", "discord", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    assert result.returncode == 2 and "SAFEBOT_DISCORD_TOKEN" in result.stderr

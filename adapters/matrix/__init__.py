@@ -1,0 +1,55 @@
+"""SafeBot on Matrix (matrix-nio with E2EE). ``safebot run matrix --config FILE``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from adapters.matrix.adapter import PLATFORM, MatrixAdapter, MatrixLoginError
+from safebot.service import build_engine
+from safebot.settings import Settings
+from safebot.store import open_store
+
+__all__ = ["PLATFORM", "MatrixAdapter", "MatrixLoginError", "data_dir_for", "run_matrix"]
+
+log = logging.getLogger(__name__)
+
+
+def data_dir_for(settings: Settings) -> Path:
+    """Where the device, crypto store and DM list live: [matrix] data_dir, or next to the
+    database."""
+    if settings.matrix.data_dir:
+        return Path(settings.matrix.data_dir)
+    return Path(settings.database).resolve().parent / "matrix"
+
+
+async def run_matrix(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM, then stop syncing and close the store cleanly."""
+    engine = build_engine(settings)
+    store = await open_store(settings.database)
+    adapter = MatrixAdapter(
+        settings,
+        engine,
+        store,
+        homeserver=settings.matrix.homeserver,
+        user_id=settings.matrix.user_id,
+        data_dir=data_dir_for(settings),
+        password=settings.secret(settings.matrix.password_env),
+        access_token=settings.secret(settings.matrix.access_token_env),
+        device_id=settings.matrix.device_id or None,
+    )
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await adapter.start()
+        await stopping.wait()
+    finally:
+        log.info("shutting down")
+        await adapter.close()
+        await store.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,685 @@
+"""The Matrix adapter (matrix-nio, end-to-end encryption).
+
+People talk to the bot in DM rooms (encrypted or not). Moderators link a private moderator
+room to a community room with ``!safebot link #room:server``; alerts go there, and they act
+with ``!safebot ack|claim|resolve R-XXXX`` or by reacting to the alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    BadEvent,
+    ForwardedRoomKeyEvent,
+    InviteMemberEvent,
+    JoinedMembersResponse,
+    KeysUploadResponse,
+    LocalProtocolError,
+    LoginResponse,
+    MatrixRoom,
+    MegolmEvent,
+    ReactionEvent,
+    RoomCreateResponse,
+    RoomEncryptedMedia,
+    RoomGetEventResponse,
+    RoomGetStateResponse,
+    RoomKeyEvent,
+    RoomMessageMedia,
+    RoomMessagesResponse,
+    RoomMessageText,
+    RoomResolveAliasResponse,
+    RoomSendResponse,
+    StickerEvent,
+    SyncError,
+    SyncResponse,
+)
+from nio.crypto import ENCRYPTION_ENABLED
+from nio.exceptions import EncryptionError
+
+from adapters.matrix.powers import RoomPowers
+from adapters.matrix.render import (
+    ALERT_KEY,
+    REACTIONS,
+    REFERENCE_KEY,
+    alert_content,
+    message_content,
+    notice,
+    status_content,
+)
+from safebot.conversation import Engine, is_reference
+from safebot.events import CommandInvoked, Event, TextReceived
+from safebot.messages import Message, plain_text
+from safebot.model import Community, CommunityConfig, CommunityId, PersonId
+from safebot.moderation import Alert
+from safebot.ports import DeliveryError
+from safebot.service import SafeBot
+from safebot.settings import Settings
+from safebot.store.base import Store
+
+__all__ = ["PLATFORM", "MatrixAdapter", "MatrixLoginError"]
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "matrix"
+PREFIX = "!safebot"
+PERSON_COMMANDS = {
+    "help": "help",
+    "menu": "menu",
+    "block": "block",
+    "report": "report",
+    "resources": "resources",
+    "forget": "forget",
+    "forget-me": "forget",
+    "crisis": "crisis",
+    "language": "language",
+}
+MOD_COMMANDS = frozenset({"link", "unlink", "status", "ack", "claim", "resolve", "help"})
+# "help" is the person's help in a DM and the moderators' help in any other room.
+_HISTORY_SCAN = 50
+_SYNC_TIMEOUT_MS = 30_000
+
+
+class MatrixLoginError(Exception):
+    """The bot could not log in or restore its device."""
+
+
+def person_of(user_id: str) -> PersonId:
+    return PersonId(PLATFORM, user_id)
+
+
+def community_id(room_id: str) -> CommunityId:
+    return CommunityId(PLATFORM, room_id)
+
+
+def _private_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+class MatrixAdapter:
+    """PlatformPort for Matrix, plus every Matrix-facing handler."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        store: Store,
+        *,
+        homeserver: str,
+        user_id: str,
+        data_dir: Path,
+        password: str | None = None,
+        access_token: str | None = None,
+        device_id: str | None = None,
+        retry_wait: float = 5.0,
+        sync_timeout_ms: int = _SYNC_TIMEOUT_MS,
+        undecryptable_wait: float = 20.0,
+    ) -> None:
+        if not ENCRYPTION_ENABLED:
+            raise MatrixLoginError("matrix-nio was installed without E2EE support ([e2e])")
+        self.settings = settings
+        self.content = engine.content
+        self.store = store
+        self.homeserver = homeserver
+        self.user_id = user_id
+        self.data_dir = Path(data_dir)
+        self.password = password
+        self.access_token = access_token
+        self.device_id = device_id
+        self.retry_wait = retry_wait
+        self.sync_timeout_ms = sync_timeout_ms
+        self.undecryptable_wait = undecryptable_wait
+        self.bot = SafeBot(engine=engine, store=store, port=self, settings=settings)
+        self.client: AsyncClient | None = None
+        self._dm_rooms: dict[str, str] = {}  # person user id -> DM room id
+        self._alert_events: dict[str, str] = {}  # alert key -> event id
+        self._undecryptable: dict[str, tuple[MatrixRoom, MegolmEvent]] = {}
+        self._handled: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
+        self._sync_task: asyncio.Task[None] | None = None
+        self._background: asyncio.Task[None] | None = None
+        self.synced = asyncio.Event()
+
+    # --- lifecycle ------------------------------------------------------------------------
+    @property
+    def _credentials_path(self) -> Path:
+        return self.data_dir / "credentials.json"
+
+    @property
+    def _dm_path(self) -> Path:
+        return self.data_dir / "dm_rooms.json"
+
+    def _pickle_key(self) -> str:
+        path = self.data_dir / "pickle.key"
+        if path.exists():
+            return path.read_text().strip()
+        key = secrets.token_urlsafe(32)
+        _private_write(path, key)
+        return key
+
+    async def start(self) -> None:
+        """Log in (or restore the saved device), load the crypto store, sync once, then run
+        the sync loop and outbox delivery in the background."""
+        store_dir = self.data_dir / "crypto"
+        store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        config = AsyncClientConfig(
+            store_sync_tokens=True,
+            encryption_enabled=True,
+            pickle_key=self._pickle_key(),
+            max_timeout_retry_wait_time=self.retry_wait,
+            request_timeout=30,
+        )
+        saved = self._load_credentials()
+        device_id = self.device_id or saved.get("device_id")
+        client = AsyncClient(
+            self.homeserver,
+            self.user_id,
+            device_id=device_id,
+            store_path=str(store_dir),
+            config=config,
+        )
+        self.client = client
+        token = self.access_token or saved.get("access_token")
+        if token and device_id:
+            client.restore_login(self.user_id, device_id, token)
+        elif self.password:
+            response = await client.login(self.password, device_name="SafeBot")
+            if not isinstance(response, LoginResponse):
+                raise MatrixLoginError(f"login failed: {getattr(response, 'message', response)}")
+            self._save_credentials(response.device_id, response.access_token)
+        else:
+            raise MatrixLoginError("no access token with a device id, and no password")
+        if client.olm is None:
+            client.load_store()
+        if client.should_upload_keys:
+            # Before anyone encrypts to this device: a message encrypted to a device with no
+            # published keys is lost for good.
+            upload = await client.keys_upload()
+            if not isinstance(upload, KeysUploadResponse):
+                raise MatrixLoginError(f"uploading device keys failed: {upload}")
+        self._dm_rooms = self._load_dm_rooms()
+        first_start = client.loaded_sync_token is None
+        if first_start:
+            # Skip history: one sync before any message handler exists.
+            await client.sync(timeout=0, full_state=True)
+        self._install_callbacks(client)
+        self._sync_task = asyncio.create_task(
+            client.sync_forever(timeout=self.sync_timeout_ms, full_state=True),
+            name="matrix sync",
+        )
+        self._background = asyncio.create_task(self.bot.run_background(self._stop))
+
+    async def close(self) -> None:
+        self._stop.set()
+        for task in (self._sync_task, *self._tasks):
+            if task is not None:
+                task.cancel()
+        pending = [t for t in (self._sync_task, self._background, *self._tasks) if t is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+        if self.client is not None:
+            await self.client.close()
+
+    def _load_credentials(self) -> dict[str, str]:
+        try:
+            data = json.loads(self._credentials_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return {k: str(v) for k, v in data.items() if data.get("user_id") == self.user_id}
+
+    def _save_credentials(self, device_id: str, access_token: str) -> None:
+        data = {"user_id": self.user_id, "device_id": device_id, "access_token": access_token}
+        _private_write(self._credentials_path, json.dumps(data))
+
+    def _load_dm_rooms(self) -> dict[str, str]:
+        try:
+            return {str(k): str(v) for k, v in json.loads(self._dm_path.read_text()).items()}
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _remember_dm(self, user_id: str, room_id: str) -> None:
+        if self._dm_rooms.get(user_id) != room_id:
+            self._dm_rooms[user_id] = room_id
+            _private_write(self._dm_path, json.dumps(self._dm_rooms))
+
+    def _install_callbacks(self, client: AsyncClient) -> None:
+        client.add_response_callback(self._on_sync, SyncResponse)
+        client.add_response_callback(self._on_sync_error, SyncError)
+        client.add_event_callback(self._on_invite, InviteMemberEvent)
+        client.add_event_callback(self._on_text, RoomMessageText)
+        client.add_event_callback(
+            self._on_media, (RoomMessageMedia, RoomEncryptedMedia, StickerEvent, BadEvent)
+        )
+        client.add_event_callback(self._on_reaction, ReactionEvent)
+        client.add_event_callback(self._on_megolm, MegolmEvent)
+        client.add_to_device_callback(
+            self._on_room_key,
+            (RoomKeyEvent, ForwardedRoomKeyEvent),
+        )
+
+    def _spawn(self, coro: Any) -> None:
+        """Callbacks run inside the sync loop: hand the work to a task so syncing goes on."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("matrix handler failed: %r", type(task.exception()).__name__)
+
+    # --- sync callbacks -------------------------------------------------------------------
+    async def _on_sync(self, response: SyncResponse) -> None:
+        client = self.client
+        if client is not None and client.olm is not None:
+            # nio only trusts a non-zero one-time-key count from the server, so once all keys
+            # were claimed it would never upload more and new people could not reach us.
+            count = response.device_key_count.signed_curve25519
+            if count is not None:
+                client.olm.uploaded_key_count = count
+        self._retry_undecryptable()
+        self.synced.set()
+
+    async def _on_sync_error(self, response: SyncError) -> None:
+        log.warning("sync failed (%s); retrying", getattr(response, "status_code", "?"))
+        await asyncio.sleep(min(self.retry_wait, 2.0))
+
+    async def _on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
+        if event.state_key != self.user_id or event.membership != "invite":
+            return
+        if event.content.get("is_direct"):
+            self._remember_dm(event.sender, room.room_id)
+        self._spawn(self._join(room.room_id))
+
+    async def _join(self, room_id: str) -> None:
+        assert self.client is not None
+        for attempt in range(5):
+            response = await self.client.join(room_id)
+            if getattr(response, "room_id", None):
+                return
+            await asyncio.sleep(0.2 * (attempt + 1))
+        log.warning("could not join a room after an invite")
+
+    def _is_dm(self, room: MatrixRoom, sender: str) -> bool:
+        return bool(self._dm_rooms.get(sender) == room.room_id)
+
+    async def _on_text(self, room: MatrixRoom, event: RoomMessageText) -> None:
+        if event.sender == self.user_id or not self._first_time(event.event_id):
+            return
+        self._spawn(self._route_text(room, event.sender, event.body))
+
+    async def _route_text(self, room: MatrixRoom, sender: str, body: str) -> None:
+        words = body.strip().split()
+        prefixed = bool(words) and words[0].lower() == PREFIX
+        sub = words[1].lower() if prefixed and len(words) > 1 else ""
+        dm = self._is_dm(room, sender)
+        if prefixed and sub in MOD_COMMANDS and (sub != "help" or not dm):
+            await self._mod_command(room, sender, words[1:])
+            return
+        if not dm:
+            if room.member_count != 2 or await self._is_configured_room(room.room_id):
+                return  # the bot never answers in community or moderator rooms
+            self._remember_dm(sender, room.room_id)  # a DM from a client without is_direct
+        event: Event
+        if sub in PERSON_COMMANDS:
+            event = CommandInvoked(person_of(sender), PERSON_COMMANDS[sub])
+        else:
+            text = body.strip()[len(PREFIX) :].strip() if prefixed else body
+            event = TextReceived(person_of(sender), text)
+        await self._converse(room.room_id, event)
+
+    async def _on_media(self, room: MatrixRoom, event: Any) -> None:
+        """Images, files, stickers (or media nio could not parse): never downloaded, never
+        forwarded; the person gets a gentle warning."""
+        if isinstance(event, BadEvent):
+            msgtype = event.source.get("content", {}).get("msgtype")
+            if msgtype not in ("m.image", "m.video", "m.file", "m.audio"):
+                return
+        if event.sender == self.user_id or not self._first_time(event.event_id):
+            return
+        if self._is_dm(room, event.sender):
+            self._spawn(self._converse(room.room_id, TextReceived(person_of(event.sender), "", 1)))
+
+    async def _converse(self, room_id: str, event: Event) -> None:
+        try:
+            replies = await self.bot.handle(event)
+        except Exception:
+            log.exception("handling a message failed")
+            replies = (Message(self.content.spans("en", "matrix.error")),)
+        for reply in replies:
+            await self._send(room_id, message_content(reply))
+
+    def _first_time(self, event_id: str) -> bool:
+        if event_id in self._handled:
+            return False
+        self._handled.add(event_id)
+        if len(self._handled) > 50_000:
+            self._handled.clear()
+        return True
+
+    async def _on_megolm(self, room: MatrixRoom, event: MegolmEvent) -> None:
+        """A message we cannot decrypt yet: ask for the key and retry when keys arrive."""
+        if event.sender == self.user_id or self.client is None:
+            return
+        self._undecryptable[event.event_id] = (room, event)
+        self._spawn(self._request_key(event))
+        if self._is_dm(room, event.sender):
+            self._spawn(self._nudge_if_still_unreadable(room.room_id, event.event_id))
+
+    async def _nudge_if_still_unreadable(self, room_id: str, event_id: str) -> None:
+        await asyncio.sleep(self.undecryptable_wait)
+        if event_id in self._undecryptable:
+            await self._say(room_id, "matrix.undecryptable")
+
+    async def _request_key(self, event: MegolmEvent) -> None:
+        assert self.client is not None
+        with contextlib.suppress(LocalProtocolError):  # already requested
+            await self.client.request_room_key(event)
+
+    async def _on_room_key(self, event: Any) -> None:
+        self._retry_undecryptable()
+
+    def _retry_undecryptable(self) -> None:
+        if not self._undecryptable or self.client is None:
+            return
+        for event_id, (room, encrypted) in list(self._undecryptable.items()):
+            try:
+                decrypted = self.client.decrypt_event(encrypted)
+            except EncryptionError:
+                continue
+            del self._undecryptable[event_id]
+            if isinstance(decrypted, RoomMessageText):
+                self._spawn(self._on_text(room, decrypted))
+            elif isinstance(decrypted, ReactionEvent):
+                self._spawn(self._on_reaction(room, decrypted))
+
+    # --- moderators ---------------------------------------------------------------------
+    async def _is_configured_room(self, room_id: str) -> bool:
+        configs = await self.store.list_communities(PLATFORM)
+        return any(room_id in (c.community.id, c.destination) for c in configs)
+
+    async def _powers(self, room_id: str) -> RoomPowers | None:
+        assert self.client is not None
+        response = await self.client.room_get_state(room_id)
+        if not isinstance(response, RoomGetStateResponse):
+            return None
+        create_sender, create, levels = "", {}, {}
+        for state in response.events:
+            if state.get("type") == "m.room.create":
+                create_sender, create = str(state.get("sender", "")), state.get("content", {})
+            elif state.get("type") == "m.room.power_levels":
+                levels = state.get("content", {})
+        return RoomPowers.from_state(create_sender, create, levels)
+
+    async def _say(self, room_id: str, key: str, locale: str = "en", **values: str) -> None:
+        text = plain_text(self.content.spans(locale, key, **values))
+        await self._send(room_id, notice(text))
+
+    async def _resolve(self, target: str) -> str | None:
+        assert self.client is not None
+        if target.startswith("!"):
+            return target
+        if target.startswith("#"):
+            response = await self.client.room_resolve_alias(target)
+            if isinstance(response, RoomResolveAliasResponse):
+                return str(response.room_id)
+        return None
+
+    async def _mod_command(self, room: MatrixRoom, sender: str, words: list[str]) -> None:
+        name = words[0].lower()
+        args = words[1:]
+        if name in ("ack", "claim", "resolve"):
+            if len(args) != 1 or not is_reference(args[0].upper()):
+                await self._say(room.room_id, "matrix.mod.help")
+                return
+            await self._act(room.room_id, sender, args[0].upper(), name)
+        elif name == "link" and len(args) == 1:
+            await self._link(room, sender, args[0])
+        elif name == "unlink":
+            await self._unlink(room, sender, args[0] if args else None)
+        elif name == "status":
+            await self._status(room.room_id)
+        else:
+            await self._say(room.room_id, "matrix.mod.help")
+
+    async def _link(self, room: MatrixRoom, sender: str, target: str) -> None:
+        assert self.client is not None
+        community_room = await self._resolve(target)
+        if community_room is None:
+            await self._say(room.room_id, "matrix.mod.unknown_room")
+            return
+        if community_room == room.room_id:
+            await self._say(room.room_id, "matrix.mod.same_room")
+            return
+        if community_room not in self.client.rooms:
+            await self._say(room.room_id, "matrix.mod.not_in_room")
+            return
+        powers = await self._powers(community_room)
+        if powers is None or not powers.is_moderator(sender):
+            await self._say(room.room_id, "matrix.mod.not_moderator")
+            return
+        name = self.client.rooms[community_room].display_name or community_room
+        existing = await self.store.get_community(community_id(community_room))
+        config = CommunityConfig(
+            community=community_id(community_room),
+            name=name,
+            destination=room.room_id,
+            locale=existing.locale if existing else self.content.default_locale,
+            blocked=existing.blocked if existing else (),
+        )
+        await self.bot.configure_community(config, actor=sender)
+        await self._say(room.room_id, "matrix.mod.linked", room=name)
+
+    async def _unlink(self, room: MatrixRoom, sender: str, target: str | None) -> None:
+        linked = [
+            c for c in await self.store.list_communities(PLATFORM) if c.destination == room.room_id
+        ]
+        if target is not None:
+            wanted = await self._resolve(target)
+            linked = [c for c in linked if c.community.id == wanted]
+        if len(linked) != 1:
+            await self._say(room.room_id, "matrix.mod.which_room")
+            return
+        config = linked[0]
+        powers = await self._powers(config.community.id)
+        if powers is None or not powers.is_moderator(sender):
+            await self._say(room.room_id, "matrix.mod.not_moderator")
+            return
+        await self.store.delete_community(config.community)
+        await self._say(room.room_id, "matrix.mod.unlinked", room=config.name)
+
+    async def _status(self, room_id: str) -> None:
+        linked = [
+            c for c in await self.store.list_communities(PLATFORM) if c.destination == room_id
+        ]
+        if not linked:
+            await self._say(room_id, "matrix.mod.not_linked")
+            return
+        lines = []
+        for config in linked:
+            backlog = await self.store.backlog(config.community)
+            lines.append(
+                plain_text(
+                    self.content.spans(
+                        config.locale,
+                        "matrix.mod.status_line",
+                        room=config.name,
+                        waiting=str(backlog.waiting),
+                        parked=str(backlog.parked),
+                    )
+                )
+            )
+        await self._send(room_id, notice("\n".join(lines)))
+
+    async def _act(self, room_id: str, sender: str, reference: str, action: str) -> None:
+        """A moderator action from a command or a reaction in a moderator room."""
+        report = await self.store.get_report(reference)
+        config = await self.store.get_community(report.community) if report else None
+        if report is None or config is None or config.destination != room_id:
+            await self._say(room_id, "mod.unknown", reference=reference)
+            return
+        powers = await self._powers(config.community.id)
+        if powers is None or not powers.is_moderator(sender):
+            await self._say(room_id, "matrix.mod.not_moderator", config.locale)
+            return
+        result = await self.bot.moderator_action(config.community, reference, action, sender)
+        await self._send(room_id, notice(plain_text(result.message.spans)))
+
+    async def _on_reaction(self, room: MatrixRoom, event: ReactionEvent) -> None:
+        if event.sender == self.user_id or not self._first_time(event.event_id):
+            return
+        action = REACTIONS.get(event.key)
+        if action is None:
+            return
+        self._spawn(self._react(room.room_id, event.sender, event.reacts_to, action))
+
+    async def _react(self, room_id: str, sender: str, target: str, action: str) -> None:
+        reference = await self._reference_of(room_id, target)
+        if reference is not None:
+            await self._act(room_id, sender, reference, action)
+
+    async def _reference_of(self, room_id: str, event_id: str) -> str | None:
+        """The report an alert event is about (only alerts the bot itself sent)."""
+        assert self.client is not None
+        response = await self.client.room_get_event(room_id, event_id)
+        if not isinstance(response, RoomGetEventResponse):
+            return None
+        event = response.event
+        if isinstance(event, MegolmEvent):
+            try:
+                event = self.client.decrypt_event(event)
+            except EncryptionError:
+                return None
+        if getattr(event, "sender", None) != self.user_id:
+            return None
+        reference = event.source.get("content", {}).get(REFERENCE_KEY)
+        return str(reference) if isinstance(reference, str) else None
+
+    # --- sending --------------------------------------------------------------------------
+    async def _send(self, room_id: str, content: dict[str, Any], txn: str | None = None) -> str:
+        """Send (encrypting where the room is encrypted). ``txn`` makes a retry idempotent:
+        the homeserver returns the first event for a repeated transaction id."""
+        assert self.client is not None
+        client = self.client
+        room = client.rooms.get(room_id)
+        if room is not None and room.encrypted and client.olm is not None:
+            # Query every member's devices first: nio marks a group session as shared even
+            # if it reached nobody, and never re-shares it to devices learned about later.
+            client.olm.update_tracked_users(room)
+            if client.should_query_keys:
+                with contextlib.suppress(LocalProtocolError):  # a concurrent query ran
+                    await client.keys_query()
+        try:
+            response = await client.room_send(
+                room_id, "m.room.message", content, tx_id=txn, ignore_unverified_devices=True
+            )
+        except (LocalProtocolError, EncryptionError) as exc:
+            raise DeliveryError(f"cannot send to the room: {type(exc).__name__}") from None
+        if not isinstance(response, RoomSendResponse):
+            raise DeliveryError(f"send failed: {getattr(response, 'status_code', response)}")
+        return str(response.event_id)
+
+    # --- PlatformPort -------------------------------------------------------------------
+    async def shared_communities(self, person: PersonId) -> Sequence[Community]:
+        """Linked community rooms the person is currently joined to (asked of the server)."""
+        assert self.client is not None
+        found: list[Community] = []
+        for config in await self.store.list_communities(PLATFORM):
+            response = await self.client.joined_members(config.community.id)
+            if not isinstance(response, JoinedMembersResponse):
+                continue
+            if any(m.user_id == person.id for m in response.members):
+                room = self.client.rooms.get(config.community.id)
+                name = room.display_name if room is not None else config.name
+                found.append(Community(config.community, name or config.name))
+        return found
+
+    async def _moderators(self, config: CommunityConfig) -> list[str]:
+        powers = await self._powers(config.community.id)
+        return powers.moderators(exclude=self.user_id) if powers else []
+
+    async def _find_alert(self, room_id: str, key: str) -> str | None:
+        """The event id of an alert already in the moderator room (after a crash)."""
+        if key in self._alert_events:
+            return self._alert_events[key]
+        assert self.client is not None
+        response = await self.client.room_messages(room_id, limit=_HISTORY_SCAN)
+        if not isinstance(response, RoomMessagesResponse):
+            return None
+        for event in response.chunk:
+            if isinstance(event, MegolmEvent):
+                try:
+                    event = self.client.decrypt_event(event)
+                except EncryptionError:
+                    continue
+            if getattr(event, "sender", None) != self.user_id:
+                continue
+            if event.source.get("content", {}).get(ALERT_KEY) == key:
+                self._alert_events[key] = str(event.event_id)
+                return str(event.event_id)
+        return None
+
+    async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
+        if self.client is None or config.destination not in self.client.rooms:
+            raise DeliveryError("the bot is not in the moderator room")
+        if await self._find_alert(config.destination, alert.key) is not None:
+            return  # already posted before a crash: moderators see it once
+        hint = plain_text(
+            self.content.spans(config.locale, "matrix.mod.hint", reference=alert.reference)
+        )
+        content = alert_content(alert, await self._moderators(config), hint, alert.key)
+        event_id = await self._send(config.destination, content, txn=_txn(alert.key))
+        self._alert_events[alert.key] = event_id
+
+    async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
+        if self.client is None or config.destination not in self.client.rooms:
+            raise DeliveryError("the bot is not in the moderator room")
+        root = await self._find_alert(config.destination, alert.key)
+        await self._send(config.destination, status_content(alert, root), txn=_txn(key))
+
+    async def send_private(self, person: PersonId, message: Message, key: str) -> None:
+        room_id = self._dm_rooms.get(person.id)
+        if room_id is None or self.client is None or room_id not in self.client.rooms:
+            room_id = await self._open_dm(person.id)
+        await self._send(room_id, message_content(message), txn=_txn(key))
+
+    async def _open_dm(self, user_id: str) -> str:
+        assert self.client is not None
+        response = await self.client.room_create(
+            is_direct=True,
+            invite=[user_id],
+            initial_state=[
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            ],
+        )
+        if not isinstance(response, RoomCreateResponse):
+            raise DeliveryError("could not open a DM with the person")
+        self._remember_dm(user_id, response.room_id)
+        return str(response.room_id)
+
+
+def _txn(key: str) -> str:
+    return "safebot-" + re.sub(r"[^A-Za-z0-9._-]", "_", key)

@@ -1,0 +1,65 @@
+"""Who moderates a Matrix room, from its m.room.create and m.room.power_levels state.
+
+In room version 12 and later, the room's creators (the m.room.create sender plus
+``additional_creators``) have unlimited power and are not listed in m.room.power_levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RoomPowers"]
+
+_DEFAULT_KICK = 50
+_DEFAULT_BAN = 50
+_LEGACY_VERSIONS = frozenset(str(v) for v in range(1, 12))
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class RoomPowers:
+    creators: frozenset[str]
+    users: Mapping[str, int]
+    users_default: int
+    threshold: int  # the lower of the kick and ban levels: who counts as a moderator
+
+    @classmethod
+    def from_state(
+        cls, create_sender: str, create: Mapping[str, Any], power_levels: Mapping[str, Any]
+    ) -> RoomPowers:
+        version = str(create.get("room_version", "1"))
+        creators: frozenset[str] = frozenset()
+        if version not in _LEGACY_VERSIONS:
+            extra = create.get("additional_creators") or []
+            creators = frozenset([create_sender, *[str(u) for u in extra if isinstance(u, str)]])
+        users = {
+            str(u): _int(level, 0)
+            for u, level in (power_levels.get("users") or {}).items()
+            if isinstance(u, str)
+        }
+        threshold = min(
+            _int(power_levels.get("kick"), _DEFAULT_KICK),
+            _int(power_levels.get("ban"), _DEFAULT_BAN),
+        )
+        return cls(creators, users, _int(power_levels.get("users_default"), 0), threshold)
+
+    def is_moderator(self, user_id: str) -> bool:
+        if user_id in self.creators:
+            return True
+        return self.users.get(user_id, self.users_default) >= self.threshold
+
+    def moderators(self, exclude: str | None = None) -> list[str]:
+        """Everyone named as a moderator (creators and listed users at the threshold)."""
+        named = set(self.creators) | {
+            u for u, level in self.users.items() if level >= self.threshold
+        }
+        named.discard(exclude or "")
+        return sorted(named)

@@ -1,0 +1,137 @@
+"""Core messages and alerts as Matrix event content: a plain body plus an HTML body.
+
+Every event carries ``m.mentions``: empty for ordinary messages (so nothing in it can ping,
+whatever the text says), the moderators' user ids for alerts. Untrusted text is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from safebot.messages import Message, Span
+from safebot.moderation import Alert
+
+__all__ = ["REACTIONS", "alert_content", "message_content", "notice", "status_content"]
+
+HTML_FORMAT = "org.matrix.custom.html"
+REFERENCE_KEY = "org.safebot.reference"
+ALERT_KEY = "org.safebot.key"
+# Reactions moderators can use on an alert, and the action each one means.
+REACTIONS = {
+    "\u2705": "ack",  # ✅
+    "\u270b": "claim",  # ✋
+    "\u2611\ufe0f": "resolve",  # ☑️
+    "\u2611": "resolve",
+}
+_BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
+
+
+def _html_trusted(text: str) -> str:
+    escaped = html.escape(text, quote=False)
+    return _BOLD.sub(r"<strong>\1</strong>", escaped).replace("\n", "<br>")
+
+
+def _html_untrusted(text: str) -> str:
+    return html.escape(text, quote=True).replace("\n", "<br>")
+
+
+def plain(spans: Iterable[Span]) -> str:
+    return "".join(s.text if s.untrusted else s.text.replace("**", "") for s in spans)
+
+
+def formatted(spans: Iterable[Span]) -> str:
+    return "".join(_html_untrusted(s.text) if s.untrusted else _html_trusted(s.text) for s in spans)
+
+
+def message_content(message: Message) -> dict[str, Any]:
+    """A reply to a person: m.notice, choices as numbered lines / an ordered list."""
+    body = plain(message.spans)
+    html_body = formatted(message.spans)
+    if message.choices:
+        body += "\n\n" + "\n".join(f"{i}. {c.label}" for i, c in enumerate(message.choices, 1))
+        items = "".join(f"<li>{html.escape(c.label)}</li>" for c in message.choices)
+        html_body += f"<ol>{items}</ol>"
+    return {
+        "msgtype": "m.notice",
+        "body": body,
+        "format": HTML_FORMAT,
+        "formatted_body": html_body,
+        "m.mentions": {},
+    }
+
+
+def notice(text: str) -> dict[str, Any]:
+    return message_content(Message((Span(text),)))
+
+
+def alert_content(alert: Alert, moderators: list[str], hint: str, key: str) -> dict[str, Any]:
+    """The moderator alert. m.text (not m.notice) so the mentions notify: push rules mute
+    notices before they look at mentions."""
+    lines = [f"{alert.title}"]
+    items = []
+    for f in alert.fields:
+        lines.append(f"{f.label}: {f.value}")
+        value = _html_untrusted(f.value) if f.untrusted else html.escape(f.value)
+        items.append(f"<li><strong>{html.escape(f.label)}</strong>: {value}</li>")
+    status = alert.status + (f" {alert.handled_by}" if alert.handled_by else "")
+    html_status = html.escape(alert.status) + (
+        f" {_html_untrusted(alert.handled_by)}" if alert.handled_by else ""
+    )
+    pills = " ".join(
+        f'<a href="https://matrix.to/#/{html.escape(m, quote=True)}">{html.escape(m)}</a>'
+        for m in moderators
+    )
+    body = "\n".join(
+        [
+            *([" ".join(moderators)] if moderators else []),
+            *lines,
+            status,
+            "",
+            plain((Span(alert.guidance),)),
+            "",
+            hint,
+        ]
+    )
+    formatted_body = (
+        (f"<p>{pills}</p>" if pills else "")
+        + f"<h4>{html.escape(alert.title)}</h4><ul>{''.join(items)}</ul>"
+        + f"<p>{html_status}</p><p>{_html_trusted(alert.guidance)}</p><p>{html.escape(hint)}</p>"
+    )
+    return {
+        "msgtype": "m.text",
+        "body": body,
+        "format": HTML_FORMAT,
+        "formatted_body": formatted_body,
+        "m.mentions": {"user_ids": sorted(moderators)},
+        REFERENCE_KEY: alert.reference,
+        ALERT_KEY: key,
+    }
+
+
+def status_content(alert: Alert, thread_root: str | None) -> dict[str, Any]:
+    """A short update in the alert's thread (or a plain line if the alert is not found)."""
+    status = f"{alert.reference}: {alert.status}" + (
+        f" {alert.handled_by}" if alert.handled_by else ""
+    )
+    html_status = html.escape(f"{alert.reference}: {alert.status}") + (
+        f" {_html_untrusted(alert.handled_by)}" if alert.handled_by else ""
+    )
+    content: dict[str, Any] = {
+        "msgtype": "m.notice",
+        "body": status,
+        "format": HTML_FORMAT,
+        "formatted_body": html_status,
+        "m.mentions": {},
+        REFERENCE_KEY: alert.reference,
+    }
+    if thread_root is not None:
+        content["m.relates_to"] = {
+            "rel_type": "m.thread",
+            "event_id": thread_root,
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": thread_root},
+        }
+    return content

@@ -1,0 +1,358 @@
+"""The Matrix adapter against a real Synapse on 127.0.0.1, driven by real matrix-nio clients
+with end-to-end encryption (see tests/synapse/)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.matrix import MatrixAdapter
+from safebot.conversation import Engine
+from safebot.settings import OutboxSettings, Settings
+from safebot.store import open_store
+from safebot.store.base import Store
+
+try:  # ``python -m pytest`` from the repo root
+    from tests.synapse import (
+        ClientRunner,
+        MatrixHarness,
+        RegisteredUser,
+        SynapseServer,
+        create_dm,
+        create_room,
+        send_reaction,
+        send_text,
+    )
+    from tests.synapse.fixtures import matrix, matrix_user, running_synapse, synapse
+except ModuleNotFoundError as exc:  # plain ``pytest``: only tests/ is on sys.path
+    if exc.name not in ("tests", "tests.synapse"):
+        raise
+    from synapse import (  # type: ignore[no-redef, unused-ignore]
+        ClientRunner,
+        MatrixHarness,
+        RegisteredUser,
+        SynapseServer,
+        create_dm,
+        create_room,
+        send_reaction,
+        send_text,
+    )
+    from synapse.fixtures import (  # type: ignore[no-redef, unused-ignore]
+        matrix,
+        matrix_user,
+        running_synapse,
+        synapse,
+    )
+
+__all__ = ["matrix", "matrix_user", "running_synapse", "synapse"]
+
+REF = re.compile(r"R-[2-9A-Z]{4}")
+TIMEOUT = 20.0
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[Store]:
+    opened = await open_store(settings.database)
+    yield opened
+    await opened.close()
+
+
+class Bot:
+    """Starts and restarts one MatrixAdapter for a registered bot user."""
+
+    def __init__(
+        self, harness: MatrixHarness, engine: Engine, store: Store, settings: Settings, tmp: Path
+    ) -> None:
+        self.harness = harness
+        self.engine = engine
+        self.store = store
+        self.settings = settings
+        self.user: RegisteredUser = harness.user("safebot")
+        self.data_dir = tmp / "matrix-bot"
+        self.adapter: MatrixAdapter | None = None
+
+    async def start(self) -> MatrixAdapter:
+        adapter = MatrixAdapter(
+            self.settings,
+            self.engine,
+            self.store,
+            homeserver=self.harness.server.url,
+            user_id=self.user.user_id,
+            data_dir=self.data_dir,
+            access_token=self.user.access_token,
+            device_id=self.user.device_id,
+            retry_wait=1.0,
+            sync_timeout_ms=3000,
+            undecryptable_wait=5.0,
+        )
+        await adapter.start()
+        await asyncio.wait_for(adapter.synced.wait(), TIMEOUT)
+        self.adapter = adapter
+        return adapter
+
+    async def stop(self) -> None:
+        if self.adapter is not None:
+            await self.adapter.close()
+            self.adapter = None
+
+
+@pytest.fixture
+async def bot(
+    matrix: MatrixHarness, engine: Engine, store: Store, tmp_path: Path
+) -> AsyncIterator[Bot]:
+    settings = Settings(
+        database=str(tmp_path / "bot.db"),
+        outbox=OutboxSettings(max_attempts=30, base_delay=0.2, max_delay=1.0),
+    )
+    holder = Bot(matrix, engine, store, settings, tmp_path)
+    await holder.start()
+    try:
+        yield holder
+    finally:
+        await holder.stop()
+
+
+async def from_bot(
+    runner: ClientRunner, room: str, bot: Bot, predicate: Callable[[str], bool] | None = None
+) -> Any:
+    return await runner.wait_for_message(
+        room,
+        lambda m: m.sender == bot.user.user_id and (predicate is None or predicate(m.body)),
+        timeout=TIMEOUT,
+    )
+
+
+async def say(runner: ClientRunner, room: str, bot: Bot, text: str, expect: str) -> Any:
+    await send_text(runner, room, text)
+    return await from_bot(runner, room, bot, lambda body: expect in body)
+
+
+async def person(
+    matrix: MatrixHarness, bot: Bot, name: str, encrypted: bool = True
+) -> tuple[ClientRunner, str]:
+    runner = await matrix.runner(matrix.user(name), auto_join=True)
+    room = await create_dm(runner, bot.user.user_id, encrypted=encrypted)
+    return runner, room
+
+
+async def community_with_mods(
+    matrix: MatrixHarness, bot: Bot, members: list[ClientRunner], *, encrypted_mods: bool = True
+) -> tuple[ClientRunner, str, str]:
+    """An owner creates a community room (room version 12: the creator is not listed in the
+    power levels) and a private moderator room, and links them."""
+    owner = await matrix.runner(matrix.user("owner"), auto_join=True)
+    community = await create_room(
+        owner,
+        name="Cozy Gamers",
+        invite=[bot.user.user_id, *(m.user_id for m in members)],
+        power_levels={bot.user.user_id: 0},
+    )
+    for member in members:
+        await member.wait_for_room(community, timeout=TIMEOUT)
+    mods = await create_room(
+        owner, name="Mods", invite=[bot.user.user_id], encrypted=encrypted_mods
+    )
+    adapter = bot.adapter
+    assert adapter is not None and adapter.client is not None
+    for room in (community, mods):
+        for _ in range(100):
+            if room in adapter.client.rooms:
+                break
+            await asyncio.sleep(0.1)
+    await owner.wait_for_room(mods, members=[bot.user.user_id], timeout=TIMEOUT)
+    await say(owner, mods, bot, f"!safebot link {community}", "Linked")
+    return owner, community, mods
+
+
+async def walk_report(
+    alice: ClientRunner, dm: str, bot: Bot, offender: str, details: str, evidence: str
+) -> str:
+    await say(alice, dm, bot, "hi", "What would help right now")
+    await say(alice, dm, bot, "tell the mods", "send a private alert")
+    await say(alice, dm, bot, "1", "Cozy Gamers")
+    await say(alice, dm, bot, "1", "What is happening")
+    await say(alice, dm, bot, "2", "Who is doing this")
+    await say(alice, dm, bot, offender, "Anything else")
+    await say(alice, dm, bot, details, "links")
+    await say(alice, dm, bot, evidence, "Can the moderators see")
+    await say(alice, dm, bot, "1", "Who will see it")
+    receipt = await say(alice, dm, bot, "1", "reference")
+    found = REF.search(receipt.body)
+    assert found, receipt.body
+    return found.group(0)
+
+
+async def test_encrypted_dm_to_report_alert_and_ack(matrix: MatrixHarness, bot: Bot) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    owner, _community, mods = await community_with_mods(matrix, bot, [alice])
+    first = await say(alice, dm, bot, "hi", "What would help right now")
+    assert first.decrypted and first.source["content"]["msgtype"] == "m.notice"
+    assert "<ol>" in first.source["content"]["formatted_body"]
+    reference = await walk_report(
+        alice, dm, bot, "@mallory:localhost", "He wants $500", "https://matrix.to/#/!x:y/$e"
+    )
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    content = alert.source["content"]
+    assert alert.decrypted  # the moderator room is encrypted
+    assert content["m.mentions"] == {"user_ids": [owner.user_id]}  # the v12 creator
+    assert content["org.safebot.reference"] == reference
+    # Acknowledge by reaction; the reporter gets a status DM, the alert a threaded update.
+    await send_reaction(owner, mods, alert.event_id, "\u2705")
+    await from_bot(owner, mods, bot, lambda body: f"You acknowledged {reference}" in body)
+    update = await from_bot(alice, dm, bot, lambda body: "has seen it" in body)
+    assert reference in update.body
+    thread = await from_bot(owner, mods, bot, lambda body: "acknowledged by" in body)
+    assert thread.source["content"]["m.relates_to"]["event_id"] == alert.event_id
+    # Claim and resolve by command.
+    await say(owner, mods, bot, f"!safebot claim {reference}", f"You claimed {reference}")
+    await say(owner, mods, bot, f"!safebot resolve {reference}", f"You resolved {reference}")
+    await from_bot(alice, dm, bot, lambda body: "resolved" in body)
+    report = await bot.store.get_report(reference)
+    assert report is not None and report.status.value == "resolved"
+
+
+async def test_non_moderators_are_refused(matrix: MatrixHarness, bot: Bot) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    eve = await matrix.runner(matrix.user("eve"), auto_join=True)
+    owner, community, mods = await community_with_mods(matrix, bot, [alice, eve])
+    # eve is in the moderator room but has no power in the community room.
+    await owner.client.room_invite(mods, eve.user_id)
+    await eve.wait_for_room(mods, timeout=TIMEOUT)
+    reference = await walk_report(alice, dm, bot, "x", "y", "https://a.test/1")
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    await say(eve, mods, bot, f"!safebot ack {reference}", "Only moderators")
+    await send_reaction(eve, mods, alert.event_id, "\u2705")
+    await from_bot(eve, mods, bot, lambda body: "Only moderators" in body)
+    await say(eve, mods, bot, "!safebot unlink", "Only moderators")
+    await say(eve, mods, bot, f"!safebot link {community}", "Only moderators")
+    report = await bot.store.get_report(reference)
+    assert report is not None and report.status.value == "new"
+    await say(owner, mods, bot, "!safebot status", "Cozy Gamers")
+    await say(owner, mods, bot, "!safebot unlink", "Unlinked")
+    assert await bot.store.list_communities("matrix") == []
+
+
+async def test_unencrypted_dm_and_prefixed_commands(matrix: MatrixHarness, bot: Bot) -> None:
+    bob, dm = await person(matrix, bot, "bob", encrypted=False)
+    reply = await say(bob, dm, bot, "!safebot block", "Where is this person contacting you")
+    assert not reply.decrypted
+    await say(bob, dm, bot, "help", "What would help right now")
+    await say(bob, dm, bot, "report", "send a private alert")
+
+
+async def test_pictures_are_never_downloaded(matrix: MatrixHarness, bot: Bot) -> None:
+    carol, dm = await person(matrix, bot, "carol")
+    encrypted_file = {  # what Element sends in an encrypted room (the bytes stay on the server)
+        "url": "mxc://localhost/abc",
+        "key": {
+            "kty": "oct",
+            "alg": "A256CTR",
+            "ext": True,
+            "k": "a" * 43,
+            "key_ops": ["encrypt", "decrypt"],
+        },
+        "iv": "AAAAAAAAAAAAAAAAAAAAAA",
+        "hashes": {"sha256": "b" * 43},
+        "v": "v2",
+    }
+    await send_text(
+        carol, dm, "photo.jpg", msgtype="m.image", extra_content={"file": encrypted_file}
+    )
+    await from_bot(carol, dm, bot, lambda body: "didn't keep" in body)
+    await send_text(carol, dm, "broken.jpg", msgtype="m.image")  # malformed: no url or file
+    await from_bot(carol, dm, bot, lambda body: "didn't keep" in body)
+
+
+async def test_mention_injection_is_inert(matrix: MatrixHarness, bot: Bot) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    owner, _community, mods = await community_with_mods(matrix, bot, [alice])
+    evil = (
+        '@room <a href="https://matrix.to/#/@owner:localhost">pill</a> '
+        f"https://matrix.to/#/{owner.user_id} <b>bold</b> **x**"
+    )
+    reference = await walk_report(alice, dm, bot, evil, evil, "https://evil.test/@room")
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    content = alert.source["content"]
+    assert content["m.mentions"] == {"user_ids": [owner.user_id]}
+    html_body = content["formatted_body"]
+    assert '<a href="https://matrix.to/#/@owner:localhost">pill</a>' not in html_body
+    assert "&lt;a href=" in html_body and "<b>bold</b>" not in html_body
+    # The review the person saw carried the same text, inert too.
+    review = [m for m in alice.messages[dm] if "Who will see it" in m.body][-1]
+    assert review.source["content"]["m.mentions"] == {}
+    assert "&lt;b&gt;bold&lt;/b&gt;" in review.source["content"]["formatted_body"]
+
+
+async def test_restart_mid_conversation_keeps_state_and_decrypts(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    await say(alice, dm, bot, "hi", "What would help right now")
+    await say(alice, dm, bot, "how do I block them", "Where is this person contacting you")
+    await bot.stop()
+    await send_text(alice, dm, "1")  # sent while the bot is offline
+    await bot.start()
+    answer = await from_bot(alice, dm, bot, lambda body: "computer or a phone" in body)
+    assert answer.decrypted
+    await say(alice, dm, bot, "2", "Step 1 of")
+    await asyncio.sleep(1.0)
+    answers = [m for m in alice.messages[dm] if "computer or a phone" in m.body]
+    assert len(answers) == 1  # answered once, never twice
+
+
+async def test_synapse_restart_recovers(
+    matrix: MatrixHarness, bot: Bot, running_synapse: SynapseServer
+) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    await say(alice, dm, bot, "hi", "What would help right now")
+    await asyncio.to_thread(running_synapse.restart)  # the bot keeps syncing into the outage
+    await say(alice, dm, bot, "how do I block them", "Where is this person contacting you")
+    adapter = bot.adapter
+    assert adapter is not None and adapter._sync_task is not None
+    assert not adapter._sync_task.done()  # the same sync loop recovered by itself
+
+
+async def test_moderator_room_outage_keeps_the_alert_queued(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    owner, _community, mods = await community_with_mods(matrix, bot, [alice])
+    adapter = bot.adapter
+    assert adapter is not None and adapter.client is not None
+    await adapter.client.room_leave(mods)  # the bot lost the moderator room
+    reference = await walk_report(alice, dm, bot, "x", "y", "https://a.test/1")
+    await asyncio.sleep(0.5)
+    assert (await bot.store.backlog()).waiting == 1
+    await owner.client.room_invite(mods, bot.user.user_id)  # the moderators invite it back
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    await asyncio.sleep(1.0)
+    alerts = [m for m in owner.messages[mods] if reference in m.body and "Safety report" in m.body]
+    assert len(alerts) == 1 and alert.decrypted
+
+
+async def test_more_than_fifty_new_encrypted_dms(matrix: MatrixHarness, bot: Bot) -> None:
+    """50 people write while the bot is offline (using up all its one-time keys), then 5 more
+    after it is back: everyone is answered, once (nio alone would never upload new keys)."""
+    await bot.stop()
+    people: list[tuple[ClientRunner, str]] = []
+    semaphore = asyncio.Semaphore(10)
+
+    async def newcomer(i: int) -> None:
+        async with semaphore:
+            runner = await matrix.runner(await matrix.auser(f"p{i}"), auto_join=True)
+            room = await create_dm(runner, bot.user.user_id)
+            await send_text(runner, room, "hi")
+            people.append((runner, room))
+
+    await asyncio.gather(*(newcomer(i) for i in range(50)))
+    await bot.start()
+    for runner, room in people:
+        await from_bot(runner, room, bot, lambda body: "What would help" in body)
+    late = [await person(matrix, bot, f"late{i}") for i in range(5)]
+    for runner, room in late:
+        await say(runner, room, bot, "hi", "What would help right now")
