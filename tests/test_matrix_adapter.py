@@ -356,3 +356,28 @@ async def test_more_than_fifty_new_encrypted_dms(matrix: MatrixHarness, bot: Bot
     late = [await person(matrix, bot, f"late{i}") for i in range(5)]
     for runner, room in late:
         await say(runner, room, bot, "hi", "What would help right now")
+
+
+async def test_first_start_does_not_replay_history(
+    matrix: MatrixHarness, engine: Engine, store: Store, tmp_path: Path
+) -> None:
+    """Deploying SafeBot on an account that already has rooms: old messages stay unanswered,
+    new ones are answered once."""
+    settings = Settings(database=str(tmp_path / "fresh.db"))
+    holder = Bot(matrix, engine, store, settings, tmp_path)
+    plain_bot = await matrix.runner(holder.user, encrypted=False, auto_join=True)
+    alice = await matrix.runner(matrix.user("alice"), auto_join=True)
+    room = await create_dm(alice, holder.user.user_id, encrypted=False)
+    await plain_bot.wait_for_room(room, members=[alice.user_id], timeout=TIMEOUT)
+    await send_text(alice, room, "an old message from before SafeBot")
+    await plain_bot.wait_for_message(room, timeout=TIMEOUT)
+    await plain_bot.stop()
+    holder.data_dir = tmp_path / "first-start"
+    try:
+        await holder.start()
+        await say(alice, room, holder, "hi", "What would help right now")
+        await asyncio.sleep(1.0)
+        replies = [m for m in alice.messages[room] if m.sender == holder.user.user_id]
+        assert len(replies) == 2  # welcome + menu for "hi"; nothing for the old message
+    finally:
+        await holder.stop()

@@ -217,10 +217,13 @@ class MatrixAdapter:
             if not isinstance(upload, KeysUploadResponse):
                 raise MatrixLoginError(f"uploading device keys failed: {upload}")
         self._dm_rooms = self._load_dm_rooms()
-        first_start = client.loaded_sync_token is None
+        first_start = not client.loaded_sync_token  # nio uses "" (and the store None)
         if first_start:
-            # Skip history: one sync before any message handler exists.
-            await client.sync(timeout=0, full_state=True)
+            # Skip history: one sync before any message handler exists. Its own filter keeps
+            # Synapse from answering with a cached earlier initial sync of this device.
+            await client.sync(
+                timeout=0, full_state=True, sync_filter={"room": {"timeline": {"limit": 1}}}
+            )
         self._install_callbacks(client)
         self._sync_task = asyncio.create_task(
             client.sync_forever(timeout=self.sync_timeout_ms, full_state=True),
