@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from safebot.model import valid_utf8
+
 __all__ = ["Choice", "Message", "Span", "clean_text", "plain_text", "split_template"]
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -19,8 +21,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 def clean_text(text: str) -> str:
     """Text from outside, made safe to store and show: no control characters, and no lone
     UTF-16 surrogates (which some JSON decoders let through and UTF-8 cannot encode)."""
-    text = text.encode("utf-8", "replace").decode("utf-8")
-    return _CONTROL.sub("", text)
+    return _CONTROL.sub("", valid_utf8(text))
 
 
 @dataclass(frozen=True, slots=True)

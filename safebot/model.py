@@ -7,6 +7,7 @@ them as opaque values.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -25,7 +26,16 @@ __all__ = [
     "Report",
     "ReportStatus",
     "Session",
+    "valid_utf8",
 ]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_utf8(text: str) -> str:
+    """``text`` as UTF-8 can hold it: lone UTF-16 surrogates, which JSON decoders let through
+    and databases and sockets refuse, become U+FFFD. Anything else is kept as it is."""
+    return _SURROGATE.sub("\ufffd", text) if not text.isascii() else text
 
 
 @dataclass(frozen=True, slots=True)

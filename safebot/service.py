@@ -28,12 +28,16 @@ from safebot.conversation import (
     reference_from_token,
 )
 from safebot.events import (
+    ChoiceSelected,
+    CommandInvoked,
     CommunitiesListed,
     Event,
     ReportRefused,
     ReportSubmitted,
+    TextReceived,
 )
 from safebot.flows import Flow, load_flow
+from safebot.limits import SlidingWindow
 from safebot.messages import Message
 from safebot.model import (
     AuditEntry,
@@ -106,11 +110,24 @@ class SafeBot:
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self.session_cache_size = session_cache_size
         self._outbox_wake = asyncio.Event()
+        limits = settings.limits
+        self._message_limit = SlidingWindow(limits.messages_per_minute, 60.0)
+        self._report_limit = SlidingWindow(limits.reports_per_hour, 3600.0)
+        self._told_to_slow_down = SlidingWindow(1, 60.0)
 
     # --- people ---------------------------------------------------------------------------
     async def handle(self, event: Event) -> tuple[Message, ...]:
         """Process one inbound event for one person; returns the private replies, in order."""
         key = event.person.key
+        if isinstance(event, TextReceived | ChoiceSelected | CommandInvoked):
+            now = self.clock()
+            if not self._message_limit.hit(key, now):
+                # Too many messages: checked before any lock or database work, so a flood
+                # costs almost nothing and cannot slow anyone else down. One kind word per
+                # minute; the rest get no answer (answering would amplify the flood).
+                if self._told_to_slow_down.hit(key, now):
+                    return (self._slow_down(key),)
+                return ()
         lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
@@ -122,6 +139,11 @@ class SafeBot:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+    def _slow_down(self, key: str) -> Message:
+        cached = self._sessions.get(key)
+        locale = cached.locale if cached else self.content.default_locale
+        return Message(self.content.spans(locale, "limits.slow_down"))
 
     async def _handle_locked(self, event: Event) -> tuple[Message, ...]:
         person = event.person
@@ -207,6 +229,10 @@ class SafeBot:
         if draft.community not in allowed:
             return ReportRefused(person, "report.not_allowed")
         now = self.clock()
+        if not self._report_limit.allowed(person.key, now):
+            existing = await self.store.get_report(effect.reference)
+            if existing is None or existing.reporter != person:  # (a repeat is not new)
+                return ReportRefused(person, "limits.reports")
         reference = effect.reference
         for attempt in range(8):
             report = Report(
@@ -244,6 +270,7 @@ class SafeBot:
                 AuditEntry(now, "reporter", "report", reference, draft.community)
             )
             log.info("report %s stored for %s", reference, draft.community.key)
+            self._report_limit.hit(person.key, now)
             break
         else:  # pragma: no cover - eight collisions in a row
             return ReportRefused(person, "report.failed")
@@ -282,6 +309,27 @@ class SafeBot:
     ) -> ModeratorReply:
         spans = self.content.spans(locale, key, reference=reference)
         return ModeratorReply(ok, Message(spans), report)
+
+    async def block_reporter(
+        self, community: CommunityId, reference: str, moderator: str, *, block: bool = True
+    ) -> ModeratorReply:
+        """Stop (or allow again) the person who sent ``reference`` from reporting to this
+        community. Works for anonymous reports without revealing who sent them."""
+        config = await self.store.get_community(community)
+        locale = config.locale if config else self.content.default_locale
+        reference = reference.strip().upper()
+        report = await self.store.get_report(reference)
+        if config is None or report is None or report.community != community:
+            return self._mod_reply(False, locale, "mod.unknown", reference, None)
+        if report.reporter is None:
+            return self._mod_reply(False, locale, "mod.block.forgotten", reference, report)
+        key = report.reporter.key
+        blocked = tuple(k for k in config.blocked if k != key) + ((key,) if block else ())
+        await self.store.put_community(replace(config, blocked=blocked, updated_at=self.clock()))
+        action = "block-reporter" if block else "unblock-reporter"
+        await self.store.audit(AuditEntry(self.clock(), moderator, action, reference, community))
+        done = "mod.block.done" if block else "mod.block.undone"
+        return self._mod_reply(True, locale, done, reference, report)
 
     async def configure_community(self, config: CommunityConfig, actor: str) -> None:
         await self.store.put_community(replace(config, updated_at=self.clock()))

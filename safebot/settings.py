@@ -18,6 +18,7 @@ import platformdirs
 __all__ = [
     "ConsoleSettings",
     "DiscordSettings",
+    "LimitSettings",
     "MatrixSettings",
     "OutboxSettings",
     "Settings",
@@ -53,6 +54,12 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitSettings:
+    messages_per_minute: int = 30  # per person; more get one kind "slow down" and are dropped
+    reports_per_hour: int = 3  # per person
+
+
+@dataclass(frozen=True, slots=True)
 class ConsoleSettings:
     community: str = "Demo Server"
     moderator_channel: str = "#safety-team"
@@ -83,6 +90,7 @@ class Settings:
     retention_days: int = 90
     log_level: str = "INFO"
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     matrix: MatrixSettings = field(default_factory=MatrixSettings)
@@ -94,6 +102,7 @@ class Settings:
 
 _SECTIONS: dict[str, type[Any]] = {
     "outbox": OutboxSettings,
+    "limits": LimitSettings,
     "console": ConsoleSettings,
     "discord": DiscordSettings,
     "matrix": MatrixSettings,
@@ -149,6 +158,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         problems.append("retention_days must be at least 1")
     if settings.idle_timeout_minutes <= 0:
         problems.append("idle_timeout_minutes must be positive")
+    if settings.limits.messages_per_minute < 1 or settings.limits.reports_per_hour < 1:
+        problems.append("limits must be at least 1")
     if settings.outbox.max_attempts < 1:
         problems.append("outbox.max_attempts must be at least 1")
     if problems:

@@ -377,3 +377,83 @@ async def test_two_processes_never_clobber_a_conversation(
     assert "Step 1 of" in replies[-1].text
     await store_a.close()
     await store_b.close()
+
+
+async def test_message_rate_limit_is_kind_and_quiet(bot: MemoryBot, clock: Clock) -> None:
+    rex = bot.person("rex")
+    limit = bot.service.settings.limits.messages_per_minute
+    for _ in range(limit):
+        assert await bot.say(rex, "menu")
+    slow = await bot.say(rex, "menu")
+    assert len(slow) == 1 and "Wait a minute" in slow[0].text
+    assert await bot.say(rex, "menu") == ()  # no amplification: one notice per minute
+    other = bot.person("other")
+    assert await bot.say(other, "menu")  # others are not affected
+    clock.advance(61)
+    assert await bot.say(rex, "menu")
+
+
+async def test_report_rate_limit(bot: MemoryBot, clock: Clock) -> None:
+    home = await bot.setup_community("g1", "Home")
+    sam = bot.person("sam")
+    bot.platform.join(sam, home)
+    for _ in range(bot.service.settings.limits.reports_per_hour):
+        await report(bot, sam, home)
+        clock.advance(61)  # past the per-minute message limit, well inside the hour
+    await _review_ready(bot, sam, home)
+    refused = await bot.press(sam, "report.confirm", "report.review")
+    assert "several reports in the last hour" in refused[0].text
+    assert len(await bot.service.store.reports_for_community(home.id)) == 3
+    clock.advance(3600)
+    await report(bot, sam, home)
+    assert len(await bot.service.store.reports_for_community(home.id)) == 4
+
+
+async def test_moderators_can_block_a_reporter_without_learning_who(bot: MemoryBot) -> None:
+    home = await bot.setup_community("g1", "Home")
+    other = await bot.setup_community("g2", "Other", destination="other-mods")
+    troll = bot.person("troll")
+    bot.platform.join(troll, home)
+    bot.platform.join(troll, other)
+    await bot.say(troll, "tell the mods")
+    reference = await report(bot, troll, home)
+    wrong = await bot.service.block_reporter(other.id, reference, "mod2")
+    assert not wrong.ok  # a moderator of another community cannot
+    done = await bot.service.block_reporter(home.id, reference, "mod")
+    assert done.ok and "troll" not in done.message.text
+    await bot.say(troll, "menu")
+    offered = await bot.press(troll, "report", "menu")
+    offered = await bot.press(troll, "report.go", "report.start")
+    labels = [c.label for m in offered for c in m.choices]
+    assert "Home" not in labels and "Other" in labels
+    assert (await bot.service.block_reporter(home.id, reference, "mod", block=False)).ok
+    config = await bot.service.store.get_community(home.id)
+    assert config is not None and config.blocked == ()
+
+
+async def test_a_flood_from_one_person_does_not_slow_the_others(bot: MemoryBot) -> None:
+    """Others' response times with and without one person flooding, in the same run."""
+    import asyncio
+    import statistics
+    import time
+
+    people = [bot.person(f"calm{i}") for i in range(10)]
+
+    async def others_latency() -> float:
+        times: list[float] = []
+
+        async def one(person: PersonId) -> None:
+            for text in ("hi", "how do I block them", "menu"):
+                start = time.perf_counter()
+                await bot.say(person, text)
+                times.append(time.perf_counter() - start)
+
+        await asyncio.gather(*(one(p) for p in people))
+        return statistics.median(times)
+
+    quiet = await others_latency()
+    flooder = bot.person("flooder")
+    flood = asyncio.gather(*(bot.say(flooder, f"spam {i}") for i in range(3000)))
+    busy = await others_latency()
+    await flood
+    assert busy < quiet * 5 + 0.002, (quiet, busy)

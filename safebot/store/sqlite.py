@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from aiosqlite.context import Result
 
 from safebot.model import (
     AuditEntry,
@@ -33,6 +34,7 @@ from safebot.model import (
     Report,
     ReportStatus,
     Session,
+    valid_utf8,
 )
 from safebot.store.base import Backlog, DuplicateReference, Store, VersionConflict
 from safebot.store.migrations import migrate
@@ -65,10 +67,35 @@ _PENDING = "delivered_at IS NULL AND parked = 0"
 Params = Sequence[Any]
 
 
+def _bind(params: Params) -> tuple[Any, ...]:
+    return tuple(valid_utf8(v) if isinstance(v, str) else v for v in params)
+
+
+class _Connection:
+    """The aiosqlite connection with every text parameter made storable: ids, names and
+    moderator handles come from platforms and may hold lone surrogates, which SQLite (UTF-8
+    only) refuses. One place, so no statement can forget it."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: aiosqlite.Connection) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Params = ()) -> Result[aiosqlite.Cursor]:
+        """Awaitable, and usable as ``async with`` (like aiosqlite's)."""
+        return self.raw.execute(sql, _bind(params))
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        await self.raw.executemany(sql, [_bind(r) for r in rows])
+
+    async def execute_fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return list(await self.raw.execute_fetchall(sql, _bind(params)))
+
+
 class SqliteStore:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         """Use ``await SqliteStore.open(path)``; this expects a configured, migrated connection."""
-        self._conn: aiosqlite.Connection | None = conn
+        self._conn: _Connection | None = _Connection(conn)
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -89,7 +116,7 @@ class SqliteStore:
         return cls(conn)
 
     # --- plumbing -------------------------------------------------------------------------
-    def _connection(self) -> aiosqlite.Connection:
+    def _connection(self) -> _Connection:
         if self._conn is None:
             raise RuntimeError("store is closed")
         return self._conn
@@ -106,7 +133,7 @@ class SqliteStore:
     @contextlib.asynccontextmanager
     async def _transaction(
         self, *, durable: bool = False, scrub_wal: bool = False
-    ) -> AsyncIterator[aiosqlite.Connection]:
+    ) -> AsyncIterator[_Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``. ``durable`` commits with ``synchronous=FULL``:
         use it for whatever someone was told has happened (a report receipt, a moderator
         action, "forget me", a community's configuration)."""
@@ -343,7 +370,7 @@ class SqliteStore:
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     await conn.execute("PRAGMA optimize")
-                await conn.close()
+                await conn.raw.close()
 
 
 # --- connection setup ------------------------------------------------------------------------
@@ -387,7 +414,7 @@ async def _configure(conn: aiosqlite.Connection, path: str) -> None:
     await conn.execute("PRAGMA secure_delete = ON")
 
 
-async def _truncate_wal(conn: aiosqlite.Connection) -> None:
+async def _truncate_wal(conn: _Connection) -> None:
     """Checkpoint and empty the -wal file, which still holds old copies of deleted rows."""
     rows = list(await conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)"))
     if rows and rows[0][0]:
@@ -396,7 +423,6 @@ async def _truncate_wal(conn: aiosqlite.Connection) -> None:
 
 # --- row mapping -----------------------------------------------------------------------------
 def _dumps(value: object) -> str:
-    # ASCII escapes keep lone surrogates representable (SQLite text must be valid UTF-8).
     return json.dumps(value, separators=(",", ":"))
 
 
