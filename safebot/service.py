@@ -112,22 +112,19 @@ class SafeBot:
         self._outbox_wake = asyncio.Event()
         limits = settings.limits
         self._message_limit = SlidingWindow(limits.messages_per_minute, 60.0)
-        self._report_limit = SlidingWindow(limits.reports_per_hour, 3600.0)
         self._told_to_slow_down = SlidingWindow(1, 60.0)
 
     # --- people ---------------------------------------------------------------------------
     async def handle(self, event: Event) -> tuple[Message, ...]:
         """Process one inbound event for one person; returns the private replies, in order."""
         key = event.person.key
-        if isinstance(event, TextReceived | ChoiceSelected | CommandInvoked):
-            now = self.clock()
-            if not self._message_limit.hit(key, now):
-                # Too many messages: checked before any lock or database work, so a flood
-                # costs almost nothing and cannot slow anyone else down. One kind word per
-                # minute; the rest get no answer (answering would amplify the flood).
-                if self._told_to_slow_down.hit(key, now):
-                    return (self._slow_down(key),)
-                return ()
+        typed = isinstance(event, TextReceived | ChoiceSelected | CommandInvoked)
+        if typed and await self._flooding(key):
+            # Too many messages. One kind word per minute; the rest get no answer (answering
+            # would amplify the flood).
+            if self._told_to_slow_down.hit(key, self.clock()):
+                return (self._slow_down(key),)
+            return ()
         lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
@@ -139,6 +136,15 @@ class SafeBot:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+    async def _flooding(self, key: str) -> bool:
+        """Over the per-minute message limit? This process's own count comes first and costs
+        no database work, so a flood cannot slow anyone else down; the store's count makes
+        the limit hold across processes sharing the database."""
+        now, limit = self.clock(), self.settings.limits.messages_per_minute
+        if not self._message_limit.hit(key, now):
+            return True
+        return await self.store.count_hit(f"messages:{key}", 60.0, now) > limit
 
     def _slow_down(self, key: str) -> Message:
         cached = self._sessions.get(key)
@@ -229,7 +235,8 @@ class SafeBot:
         if draft.community not in allowed:
             return ReportRefused(person, "report.not_allowed")
         now = self.clock()
-        if not self._report_limit.allowed(person.key, now):
+        recent = await self.store.reports_since(person, now - 3600.0)
+        if recent >= self.settings.limits.reports_per_hour:
             existing = await self.store.get_report(effect.reference)
             if existing is None or existing.reporter != person:  # (a repeat is not new)
                 return ReportRefused(person, "limits.reports")
@@ -270,7 +277,6 @@ class SafeBot:
                 AuditEntry(now, "reporter", "report", reference, draft.community)
             )
             log.info("report %s stored for %s", reference, draft.community.key)
-            self._report_limit.hit(person.key, now)
             break
         else:  # pragma: no cover - eight collisions in a row
             return ReportRefused(person, "report.failed")

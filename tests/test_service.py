@@ -409,6 +409,39 @@ async def test_report_rate_limit(bot: MemoryBot, clock: Clock) -> None:
     assert len(await bot.service.store.reports_for_community(home.id)) == 4
 
 
+async def test_limits_hold_across_processes_sharing_a_database(
+    engine: Engine, settings: Settings, clock: Clock
+) -> None:
+    """Two processes on one SQLite file: each sees the other's messages and reports."""
+    stores = [await open_store(settings.database) for _ in range(2)]
+    try:
+        tokens_b = Tokens()
+        a = MemoryBot(engine, stores[0], settings, clock=clock, tokens=Tokens())
+        b = MemoryBot(engine, stores[1], settings, clock=clock, tokens=lambda: "b" + tokens_b())
+        b.platform = b.service.port = a.platform  # one platform, two processes
+        limit = settings.limits.messages_per_minute
+        rex = a.person("rex")
+        for i in range(limit):
+            assert await (a if i % 2 else b).say(rex, "menu")
+        assert "Wait a minute" in (await a.say(rex, "menu"))[0].text
+        assert "Wait a minute" in (await b.say(rex, "menu"))[0].text
+        clock.advance(61)
+        home = await a.setup_community("g1", "Home")
+        sam = a.person("sam")
+        a.platform.join(sam, home)
+        for i in range(settings.limits.reports_per_hour):
+            await report(a if i % 2 else b, sam, home)
+            clock.advance(61)
+        for bot in (a, b):
+            await _review_ready(bot, sam, home)
+            refused = await bot.press(sam, "report.confirm", "report.review")
+            assert "several reports in the last hour" in refused[0].text
+            clock.advance(61)
+    finally:
+        for store in stores:
+            await store.close()
+
+
 async def test_moderators_can_block_a_reporter_without_learning_who(bot: MemoryBot) -> None:
     home = await bot.setup_community("g1", "Home")
     other = await bot.setup_community("g2", "Other", destination="other-mods")

@@ -151,7 +151,9 @@ async def test_migrate_from_version_1_keeps_data(db_path: Path) -> None:
 
 
 async def test_failed_migration_rolls_back(tmp_path: Path) -> None:
-    broken = Migration(3, "broken", "CREATE TABLE half_done (x); INSERT INTO nowhere VALUES (1);")
+    broken = Migration(
+        LATEST_VERSION + 1, "broken", "CREATE TABLE half_done (x); INSERT INTO nowhere VALUES (1);"
+    )
     conn = await raw(tmp_path / "x.db")
     try:
         with pytest.raises(sqlite3.OperationalError):

@@ -468,6 +468,31 @@ async def test_backlog(store: Store) -> None:
     assert await store.backlog(OTHER_GUILD) == Backlog(0, 0, None)
 
 
+# --- rate limits -----------------------------------------------------------------------------
+async def test_reports_since_counts_one_persons_recent_reports(store: Store) -> None:
+    await store.add_report(report("R-1", created_at=100.0), [])
+    await store.add_report(report("R-2", created_at=200.0), [])
+    await store.add_report(report("R-3", created_at=300.0, reporter=BOB), [])
+    assert await store.reports_since(ALICE, 100.0) == 2
+    assert await store.reports_since(ALICE, 150.0) == 1
+    assert await store.reports_since(ALICE, 201.0) == 0
+    assert await store.reports_since(BOB, 0.0) == 1
+    await store.forget_person(ALICE)  # unlinked reports no longer count for anyone
+    assert await store.reports_since(ALICE, 0.0) == 0
+
+
+async def test_count_hit_counts_per_key_and_fixed_window(store: Store) -> None:
+    assert [await store.count_hit("m:a", 60.0, 120.0 + t) for t in (0, 1, 59)] == [1, 2, 3]
+    assert await store.count_hit("m:b", 60.0, 130.0) == 1  # keys are separate
+    assert await store.count_hit("m:a", 60.0, 180.0) == 1  # a new window starts from zero
+    assert await store.count_hit("m:a", 3600.0, 180.0) == 1  # so does another window size
+
+
+async def test_count_hit_is_exact_under_concurrency(store: Store) -> None:
+    counts = await asyncio.gather(*(store.count_hit("m:a", 60.0, 61.0) for _ in range(40)))
+    assert sorted(counts) == list(range(1, 41))
+
+
 # --- community settings ----------------------------------------------------------------------
 def config(community: CommunityId = GUILD, **changes: Any) -> CommunityConfig:
     base = CommunityConfig(

@@ -94,6 +94,17 @@ class Store(Protocol):
 
     async def backlog(self, community: CommunityId | None = None) -> Backlog: ...
 
+    # --- rate limits (shared by every process on the same database) -----------------------
+    async def reports_since(self, person: PersonId, since: float) -> int:
+        """How many reports ``person`` made at or after ``since``."""
+        ...
+
+    async def count_hit(self, key: str, window: float, now: float) -> int:
+        """Count one hit for ``key`` in the fixed window of ``window`` seconds holding ``now``
+        and return the window's count so far (this hit included). Windows that ended are
+        dropped along the way."""
+        ...
+
     # --- community settings --------------------------------------------------------------
     async def get_community(self, community: CommunityId) -> CommunityConfig | None: ...
 

@@ -33,6 +33,7 @@ class MemoryStore:
         self._outbox: dict[str, OutboxItem] = {}
         self._communities: dict[str, CommunityConfig] = {}
         self._audit: list[AuditEntry] = []
+        self._hits: dict[tuple[str, float], int] = {}
 
     # --- sessions -------------------------------------------------------------------------
     async def load_session(self, person: PersonId) -> Session | None:
@@ -151,6 +152,19 @@ class MemoryStore:
             parked=len(undelivered) - len(waiting),
             oldest_created_at=min(waiting, default=None),
         )
+
+    # --- rate limits ----------------------------------------------------------------------
+    async def reports_since(self, person: PersonId, since: float) -> int:
+        return sum(
+            1 for r in self._reports.values() if r.reporter == person and r.created_at >= since
+        )
+
+    async def count_hit(self, key: str, window: float, now: float) -> int:
+        start = now - now % window
+        for old in [k for k in self._hits if k[1] + window <= now]:
+            del self._hits[old]
+        count = self._hits[key, start] = self._hits.get((key, start), 0) + 1
+        return count
 
     # --- community settings ---------------------------------------------------------------
     async def get_community(self, community: CommunityId) -> CommunityConfig | None:

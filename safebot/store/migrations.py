@@ -101,9 +101,21 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_by_reference ON audit_log (reference) WHERE reference IS NOT NULL;
 """
 
+_V3 = """
+CREATE TABLE rate_hits (
+    key        TEXT NOT NULL,            -- what is limited, e.g. "messages:<person key>"
+    starts_at  REAL NOT NULL,            -- the fixed window this count belongs to
+    ends_at    REAL NOT NULL,
+    count      INTEGER NOT NULL,
+    PRIMARY KEY (key, starts_at)
+);
+CREATE INDEX rate_hits_by_end ON rate_hits (ends_at);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, reports and outbox", _V1),
     Migration(2, "community settings and audit log", _V2),
+    Migration(3, "rate limit counters shared by processes", _V3),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

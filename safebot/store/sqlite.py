@@ -313,6 +313,25 @@ class SqliteStore:
         waiting, parked, oldest = (await self._fetch(sql, params))[0]
         return Backlog(int(waiting), int(parked), None if oldest is None else float(oldest))
 
+    # --- rate limits ----------------------------------------------------------------------
+    async def reports_since(self, person: PersonId, since: float) -> int:
+        rows = await self._fetch(
+            "SELECT COUNT(*) FROM reports WHERE reporter = ? AND created_at >= ?",
+            (person.key, since),
+        )
+        return int(rows[0][0])
+
+    async def count_hit(self, key: str, window: float, now: float) -> int:
+        start = now - now % window
+        async with self._transaction() as conn:
+            await conn.execute("DELETE FROM rate_hits WHERE ends_at <= ?", (now,))
+            rows = await conn.execute_fetchall(
+                "INSERT INTO rate_hits (key, starts_at, ends_at, count) VALUES (?, ?, ?, 1) "
+                "ON CONFLICT (key, starts_at) DO UPDATE SET count = count + 1 RETURNING count",
+                (key, start, start + window),
+            )
+        return int(rows[0][0])
+
     # --- community settings ---------------------------------------------------------------
     async def get_community(self, community: CommunityId) -> CommunityConfig | None:
         rows = await self._fetch(
