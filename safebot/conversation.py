@@ -105,6 +105,10 @@ def reference_from_token(token: str, length: int = 4) -> str:
     return "R-" + "".join(chars)
 
 
+def _is_urgent(effect: Effect) -> bool:
+    return isinstance(effect, Reply) and effect.message.urgent
+
+
 def is_reference(text: str) -> bool:
     return bool(_REFERENCE.match(text))
 
@@ -175,7 +179,9 @@ class Engine:
         elif isinstance(event, ReportRefused):
             turn.effects.append(self._say(session, event.reason))
             session = self._enter(self._abandon_report(session), "report.cancelled", turn)
-        effects = tuple(turn.effects)
+        # Crisis resources come first, whatever else this turn says (a welcome back after
+        # an idle gap, the warning about an attachment).
+        effects = tuple(sorted(turn.effects, key=lambda e: not _is_urgent(e)))
         if any(isinstance(e, ForgetPerson) for e in effects):
             return Outcome(None, effects)
         return Outcome(replace(session, updated_at=now), effects)
@@ -467,8 +473,11 @@ class Engine:
                 blocks.append(generated(text_id, self.content, session))
             else:
                 blocks.append(self.content.spans(loc, text_id))
-        if node.steps:
-            steps = self._step_list(session, node)
+        steps = self._step_list(session, node) if node.steps else ()
+        if node.steps and not steps:
+            # A conversation stored before a content update removed these steps.
+            blocks.append(self.content.spans(loc, "block.no_steps"))
+        elif steps:
             index = min(int(session.vars.get("step", "0")), len(steps) - 1)
             header = self.content.spans(
                 loc, "steps.header", number=str(index + 1), total=str(len(steps))

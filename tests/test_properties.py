@@ -6,10 +6,7 @@ Matrix pills, SQL-looking text, message links (valid and not), unknown ids, and 
 100,000-character strings. Runs are derandomized, so CI sees the same examples every time;
 together the tests below draw well over 10,000 inputs.
 
-Bugs these properties found are pinned at the end of the file as small deterministic tests
-marked ``xfail(strict=True)``; the generators avoid those triggers (see ``KNOWN``) so the
-properties keep guarding everything else. When a bug is fixed its xfail turns into a failure
-(XPASS): delete the mark and drop the name from ``KNOWN``.
+Bugs these properties found are pinned at the end of the file as small deterministic tests.
 """
 
 from __future__ import annotations
@@ -56,14 +53,6 @@ from safebot.store.sqlite import SqliteStore
 
 T = TypeVar("T")
 Draw = Callable[[st.SearchStrategy[Any]], Any]
-
-# Known bugs (each pinned by an xfail test below); the generators steer around them.
-KNOWN: frozenset[str] = frozenset(
-    {
-        "crisis-not-first",
-        "stale-steps",
-    }
-)
 
 CONTENT = Content.load()
 FLOW = load_flow()
@@ -257,7 +246,7 @@ def pick(draw: Draw, items: Sequence[T]) -> T:
 
 BOOL = st.booleans()
 REFERENCE = st.lists(st.sampled_from("23456789ABCDEFGHJKMNPQRSTVWXYZ"), min_size=4, max_size=4)
-PLATFORMS = tuple(sorted(CONTENT.platforms)) + (() if "stale-steps" in KNOWN else ("myspace",))
+PLATFORMS = (*sorted(CONTENT.platforms), "myspace")  # a platform gone since the session was stored
 LINKS = SNIPPETS[SNIPPETS.index("https://discord.com/channels/1/2/3") :][:6]
 COMMUNITY = st.builds(lambda i, n: Community(CommunityId("test", i), n), IDS, TEXT)
 COMMUNITIES = st.lists(COMMUNITY, max_size=4)
@@ -498,11 +487,9 @@ def test_random_conversations(data: st.DataObject) -> None:
     now = NOW
     for index in range(length + 1):
         gap = pick(draw, GAPS)
-        if "crisis-not-first" in KNOWN and index == crisis_at and session is not None:
-            gap = 1.0  # an idle gap puts "welcome back" before the crisis reply
         now += gap
         if index == crisis_at:
-            attachments = 0 if "crisis-not-first" in KNOWN else pick(draw, (0, 0, 1))
+            attachments = pick(draw, (0, 0, 1))
             event: Event = TextReceived(ME, pick(draw, CRISIS), attachments)
         elif script and draw(_index(8)) < 7:  # now and then, something else first
             event = script.pop(0)
@@ -721,3 +708,21 @@ def test_service_survives_random_traffic_on_sqlite(data: st.DataObject) -> None:
 
 
 # --- bugs found by the properties above ---------------------------------------------------------
+def test_stale_walkthrough_of_a_removed_platform_renders() -> None:
+    """A conversation stored at a walkthrough step for a platform the content no longer has
+    (an update removed it) used to crash rendering (IndexError)."""
+    session = Session(
+        ME, "block.steps", "en", "US", NOW, vars={"platform": "myspace", "device": "mobile"}
+    )
+    for event in (ChoiceSelected(ME, "step.back", "block.steps"), TextReceived(ME, "hi")):
+        outcome = ENGINE.step(session, event, NOW + 1, token="tok")
+        assert any(isinstance(e, Reply) for e in outcome.effects)
+
+
+@pytest.mark.parametrize("gap", [1.0, IDLE + 1])
+def test_crisis_reply_comes_first_even_with_an_attachment_or_after_a_gap(gap: float) -> None:
+    """The attachment warning, or "welcome back" after an idle gap, used to come first."""
+    session = ENGINE.new_session(ME, NOW)
+    outcome = ENGINE.step(session, TextReceived(ME, "i want to die", attachments=1), NOW + gap)
+    replies = [e.message for e in outcome.effects if isinstance(e, Reply)]
+    assert replies[0].urgent, [m.text[:40] for m in replies]
