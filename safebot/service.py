@@ -271,7 +271,11 @@ class SafeBot:
                 existing = await self.store.get_report(reference)
                 if existing is not None and existing.reporter == person:
                     break  # the same confirmation, repeated after a crash: already stored
-                reference = reference_from_token(self.tokens(), length=4 + attempt // 2)
+                # Taken by someone else's report. The next candidate is derived, not random:
+                # a Confirm repeated after a crash walks the same candidates and finds the
+                # report it already stored instead of filing a second one.
+                seed = f"{effect.reference} {person.key} {attempt}"
+                reference = reference_from_token(seed, length=4 + attempt // 2)
                 continue
             await self.store.audit(
                 AuditEntry(now, "reporter", "report", reference, draft.community)

@@ -203,7 +203,14 @@ def drive(directory: Path, rng: random.Random, wanted: int, budget: float) -> Ki
     return kills
 
 
-def test_sigkill_at_random_points_never_loses_or_duplicates_an_alert(tmp_path: Path) -> None:
+@pytest.mark.parametrize("token_pool", [None, "300"], ids=["random-references", "colliding"])
+def test_sigkill_at_random_points_never_loses_or_duplicates_an_alert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token_pool: str | None
+) -> None:
+    """Run twice: with real random references, and with references drawn from a small pool
+    so that collisions (and the re-minting after them) happen many times per run."""
+    if token_pool is not None:
+        monkeypatch.setenv("SAFEBOT_CRASH_TOKEN_POOL", token_pool)
     seed = int(os.environ.get("SAFEBOT_CRASH_SEED", DEFAULT_SEED))
     wanted = int(os.environ.get("SAFEBOT_CRASH_KILLS", "100"))
     budget = float(os.environ.get("SAFEBOT_CRASH_BUDGET", "90"))
@@ -342,13 +349,12 @@ async def _to_review(bot: SafeBot, person: PersonId) -> None:
         await bot.handle(ChoiceSelected(person, choice, node))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a re-minted reference is not found on retry")
 async def test_confirm_repeated_after_a_crash_files_one_report_even_after_a_collision() -> None:
     """Y holds reference R. X's review screen drew R too (1 in 810,000 per pair; the crash
     test finds this with SAFEBOT_CRASH_TOKEN_POOL=1000), so X's report was stored as R2; the
     process died before X's session left the review step. After the restart X presses
-    Confirm again (they never saw an answer): the service tries R, finds Y's report, mints a
-    fresh random reference and files a second report. Moderators get two alerts."""
+    Confirm again (they never saw an answer): the service tries R, finds Y's report, and
+    must find X's own R2 next, not mint a fresh reference and file a second report."""
     settings = Settings(database="memory")
     engine = build_engine(settings)
     store = DiesAfterReport()
