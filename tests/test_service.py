@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 
+import pytest
 from conftest import Clock, Tokens
 
 from adapters.memory import MemoryBot, MemoryPlatform
@@ -157,22 +159,32 @@ async def test_outage_retries_with_backoff_then_delivers_once(bot: MemoryBot, cl
     assert (await bot.service.store.backlog(home.id)).waiting == 0
 
 
+@pytest.mark.parametrize("failure", ["forbidden", "down"])
 async def test_poison_alert_is_parked_and_does_not_block_others(
-    bot: MemoryBot, clock: Clock
+    bot: MemoryBot, clock: Clock, caplog: pytest.LogCaptureFixture, failure: str
 ) -> None:
+    """An alert that can never be delivered (refused for good, or a destination that never
+    comes back) is older than a good one, so it is tried first in every pass: the good one
+    still goes out in the first pass, and the poison one is parked and logged."""
     bad = await bot.setup_community("g1", "Bad", destination="gone")
     good = await bot.setup_community("g2", "Good", destination="mods")
     gus = bot.person("gus")
     bot.platform.join(gus, bad)
     bot.platform.join(gus, good)
-    bot.platform.forbidden.add("gone")
+    getattr(bot.platform, failure).add("gone")
     ref_bad = await report(bot, gus, bad)
+    clock.advance(61)
     ref_good = await report(bot, gus, good)
-    await bot.deliver()
+    assert await bot.deliver() == 1
     assert [a.reference for a in bot.platform.alerts()] == [ref_good]
+    for _ in range(bot.service.settings.outbox.max_attempts):
+        clock.advance(3600)
+        await bot.deliver()
     parked = await bot.service.store.get_outbox_item(f"alert:{ref_bad}")
     assert parked is not None and parked.parked
     assert (await bot.service.store.backlog(bad.id)).parked == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(ref_bad in m and "parked" in m for m in errors), errors
 
 
 async def test_retries_stop_after_max_attempts(bot: MemoryBot, clock: Clock) -> None:
