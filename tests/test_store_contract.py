@@ -1,12 +1,15 @@
 """The Store contract: every store implementation must pass this one suite.
 
-To add a store, add a factory to STORES (e.g. "postgres", skipping when no server is set up).
+To add a store, add a factory to STORES. PostgreSQL runs on a real server that tests/pgserver.py
+starts once per session, with a fresh database for each test.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,26 +34,47 @@ from safebot.store.base import Backlog, DuplicateReference, Store, VersionConfli
 from safebot.store.memory import MemoryStore
 from safebot.store.sqlite import SqliteStore
 
-
-async def _memory(tmp_path: Path) -> Store:
-    return MemoryStore()
+pytest_plugins = ["pgserver"]
 
 
-async def _sqlite(tmp_path: Path) -> Store:
-    return await SqliteStore.open(str(tmp_path / "safebot.db"))
+@contextlib.asynccontextmanager
+async def _memory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    yield MemoryStore()
 
 
-STORES: dict[str, Callable[[Path], Awaitable[Store]]] = {
+@contextlib.asynccontextmanager
+async def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await SqliteStore.open(str(tmp_path / "safebot.db"))
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@contextlib.asynccontextmanager
+async def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    from safebot.store.postgres import PostgresStore
+
+    server = request.getfixturevalue("postgres_server")
+    async with server.database() as url:
+        opened = await PostgresStore.open(url)
+        try:
+            yield opened
+        finally:
+            await opened.close()
+
+
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], AbstractAsyncContextManager[Store]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "postgres": _postgres,
 }
 
 
 @pytest.fixture(params=list(STORES))
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await STORES[request.param](tmp_path)
-    yield opened
-    await opened.close()
+    async with STORES[request.param](request, tmp_path) as opened:
+        yield opened
 
 
 ALICE = PersonId("discord", "1001")
