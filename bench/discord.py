@@ -30,7 +30,7 @@ from fakediscord import FakeDiscord, client_kwargs, run_client  # noqa: E402
 
 from adapters.discord import DiscordAdapter  # noqa: E402
 from safebot.service import build_engine  # noqa: E402
-from safebot.settings import Settings  # noqa: E402
+from safebot.settings import LimitSettings, Settings  # noqa: E402
 from safebot.store import open_store  # noqa: E402
 
 # What the person types: free text that walks in and out of the block flow and the menu.
@@ -81,7 +81,9 @@ def describe(name: str, times: list[float]) -> float:
 
 async def main(count: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(database=str(Path(tmp) / "bench.db"))
+        # One person sends every message of a round: lift the per-person flood limit.
+        limits = LimitSettings(messages_per_minute=1_000_000)
+        settings = Settings(database=str(Path(tmp) / "bench.db"), limits=limits)
         engine = build_engine(settings)
         store = await open_store(settings.database)
         async with FakeDiscord() as fake:

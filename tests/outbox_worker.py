@@ -4,9 +4,10 @@ bench/store.py.
     python tests/outbox_worker.py fill DATABASE COUNT PREFIX
         store COUNT reports (references R-<PREFIX><number>), each with its moderator alert
         in the outbox, one transaction each as the service does; prints {"stored": N, ...}
-    python tests/outbox_worker.py deliver DATABASE OUT_FILE
-        deliver due alerts through the real service until none is waiting; writes every key
-        it delivered to OUT_FILE, one per line; prints {"delivered": N, ...}
+    python tests/outbox_worker.py deliver DATABASE OUT_FILE [BATCH]
+        deliver due alerts through the real service (claiming BATCH at a time, default 20)
+        until none is waiting; writes every key it delivered to OUT_FILE, one per line;
+        prints {"delivered": N, ...}
 
 Both open the store, print ``ready``, and wait for ``go`` on stdin before they start, so
 several workers start together and "seconds" measures the work, not Python's start-up.
@@ -111,8 +112,8 @@ class RecordingPort:
         self.keys.append(key)
 
 
-def settings_for(database: str) -> Settings:
-    outbox = OutboxSettings(batch=20, lease=30.0)
+def settings_for(database: str, batch: int = 20) -> Settings:
+    outbox = OutboxSettings(batch=batch, lease=30.0)
     return Settings(database=database, outbox=outbox, log_level="ERROR")
 
 
@@ -155,8 +156,8 @@ async def fill(database: str, count: int, prefix: str) -> dict[str, float]:
         await store.close()
 
 
-async def deliver(database: str) -> tuple[list[str], dict[str, float]]:
-    settings = settings_for(database)
+async def deliver(database: str, batch: int) -> tuple[list[str], dict[str, float]]:
+    settings = settings_for(database, batch)
     store = await open_store(database)
     port = RecordingPort()
     bot = SafeBot(engine=build_engine(settings), store=store, port=port, settings=settings)
@@ -179,7 +180,8 @@ def main(argv: list[str]) -> int:
     if mode == "fill":
         result = asyncio.run(fill(database, int(argv[2]), argv[3]))
     elif mode == "deliver":
-        keys, result = asyncio.run(deliver(database))
+        batch = int(argv[3]) if len(argv) > 3 else 20
+        keys, result = asyncio.run(deliver(database, batch))
         Path(argv[2]).write_text("".join(f"{key}\n" for key in keys), "utf-8")
     else:
         print(f"unknown mode {mode!r}", file=sys.stderr)

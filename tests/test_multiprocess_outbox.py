@@ -21,9 +21,10 @@ def fill(database: str) -> None:
 
 
 def deliver(database: str, workers: int, directory: Path) -> list[list[str]]:
-    """Every key each worker delivered, by worker."""
+    """Every key each worker delivered, by worker. Each claims one item at a time: every
+    claim then races the other worker's for the same oldest row."""
     outs = [directory / f"delivered-{n}.txt" for n in range(workers)]
-    start_together([["deliver", database, str(out)] for out in outs], timeout=120)
+    start_together([["deliver", database, str(out), "1"] for out in outs], timeout=120)
     return [out.read_text("utf-8").split() for out in outs]
 
 
