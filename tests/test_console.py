@@ -161,3 +161,35 @@ def test_run_discord_needs_a_token(tmp_path: Path) -> None:
         env=env,
     )
     assert result.returncode == 2 and "SAFEBOT_DISCORD_TOKEN" in result.stderr
+
+
+def test_moderator_blocks_and_unblocks_the_reporter(tmp_path: Path) -> None:
+    report = [
+        "hi",
+        "Tell the moderators",
+        "Start a report",
+        "Demo Server",
+        "Asking me for money",
+        "someone",
+        "he keeps asking",
+        "skip",
+        "Keep me anonymous",
+        "Send the report",
+    ]
+    again = ["menu", "Tell the moderators", "Start a report"]
+    out = console(tmp_path, [*report, ":mod block", *again, ":mod unblock", *again])
+    found = re.search(r"reference is (R-[0-9A-Z]{4})", out)
+    assert found, out
+    ref = found.group(1)
+    blocked, unblocked = out.split(f"The person who sent {ref} can report to this community again")
+    assert f"The person who sent {ref} can no longer report to this community" in blocked
+    # While blocked, the community is not offered; once unblocked it is again.
+    assert "couldn't find a server or room" in blocked.split("can no longer report")[1]
+    assert "1) Demo Server" in unblocked
+    assert "couldn't find a server or room" not in unblocked
+
+
+def test_mod_block_help_and_unknown_reference(tmp_path: Path) -> None:
+    out = console(tmp_path, [":help", ":mod block R-ZZZZ"])
+    assert ":mod block R-XXXX" in out and ":mod unblock R-XXXX" in out
+    assert "I don't know a report R-ZZZZ in this community" in out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -135,24 +137,28 @@ async def reply_text(inter: Any) -> str:
     return str((await inter.wait_followup()).content)
 
 
-async def setup_server(world: World, channel: Any = None) -> None:
+async def setup_server(
+    world: World, channel: Any = None, *, guild: Any = None, owner: Any = None, role: Any = None
+) -> None:
     inter = await world.fake.slash(
-        world.owner,
+        owner or world.owner,
         "safety",
-        {"channel": channel or world.safety, "role": world.mod_role},
-        guild=world.guild,
+        {"channel": channel or world.safety, "role": role or world.mod_role},
+        guild=guild or world.guild,
         subcommand="setup",
     )
     text = await reply_text(inter)
     assert "Saved" in text, text
 
 
-async def report_by_dm(world: World, *, offender: str, details: str, evidence: str) -> str:
+async def report_by_dm(
+    world: World, *, offender: str, details: str, evidence: str, community: str = "Test Server"
+) -> str:
     first = await dm(world, world.alice, "hi")
     msg = await press(world, world.alice, first, "report")
     msg = await press(world, world.alice, msg, "report.go")
-    assert "Test Server" in [c.get("label") for c in iter_components(msg.components)]
-    msg = await press(world, world.alice, msg, "community.0")
+    assert community in [c.get("label") for c in iter_components(msg.components)]
+    msg = await press(world, world.alice, msg, community)
     msg = await press(world, world.alice, msg, "cat.threats")
     for text in (offender, details, evidence):
         msg = await dm(world, world.alice, text)
@@ -477,3 +483,221 @@ def discord_person(user: Any) -> Any:
     from safebot.model import PersonId
 
     return PersonId("discord", str(user.id))
+
+
+# --- authorization: who may do what, and where report details can show up --------------------
+@dataclass
+class OtherServer:
+    guild: Any
+    safety: Any
+    mod_role: Any
+    owner: Any
+    mod: Any
+
+
+async def other_server(world: World, bot: DiscordAdapter) -> OtherServer:
+    """A second server with its own moderators and safety channel. Alice is in both; the first
+    server's moderator is a plain member here."""
+    fake = world.fake
+    owner = fake.add_user("other-owner")
+    guild = fake.add_guild("Other Server", owner_id=owner, with_bot=False)
+    mod_role = fake.add_role(guild, "Other Mods", MODERATE_MEMBERS | BAN_MEMBERS)
+    mod = fake.add_user("other-mod")
+    fake.add_member(guild, mod, roles=[mod_role])
+    fake.add_member(guild, world.alice)
+    fake.add_member(guild, world.mod)
+    safety = fake.add_channel(guild, "safety-b")
+    fake.add_bot_to_guild(guild)  # the bot joins now: GUILD_CREATE with everything above
+    await fake.wait_until(lambda: bot.client.get_guild(guild.id), timeout=5)
+    other = OtherServer(guild, safety, mod_role, owner, mod)
+    await setup_server(world, safety, guild=guild, owner=owner, role=mod_role)
+    return other
+
+
+async def forged_click(world: World, user: Any, channel: Any, message: Any, custom_id: str) -> Any:
+    """A click on a button ``message`` does not really have (here: a button carrying another
+    server's report). Discord would not send this, but the bot must not rely on that: it has
+    to check everything the custom_id claims."""
+    fake = world.fake
+    ch = fake.channel(channel)
+    payload = fake._interaction_payload(3, fake.user(user), fake.guild(ch.guild_id), ch)
+    payload["data"] = {"custom_id": custom_id, "component_type": 2}
+    shown = copy.deepcopy(fake.message(message).payload)
+    button = {"type": 2, "style": 1, "label": "x", "custom_id": custom_id}
+    shown["components"] = [{"type": 1, "components": [button]}]
+    payload["message"] = shown
+    return await fake._dispatch_interaction(payload, message=fake.message(message))
+
+
+async def test_block_reporter_button(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    reference = await report_by_dm(world, offender="x", details="y", evidence="https://a.b/c")
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    block = f"sb:m:block:{reference}"
+    assert block in alert.custom_ids()
+    refused = await world.fake.click(world.alice, alert, block)
+    assert "Only this server's moderators" in await reply_text(refused)
+    [config] = await bot.store.list_communities("discord")
+    assert config.blocked == ()
+    done = await world.fake.click(world.mod, alert, block)
+    answer = await done.response()
+    assert answer["type"] == 4 and answer["data"]["flags"] & EPHEMERAL
+    text = answer["data"]["content"]
+    assert f"The person who sent {reference} can no longer report" in text
+    assert str(world.alice.id) not in text and "alice" not in text
+    [config] = await bot.store.list_communities("discord")
+    assert config.blocked == (f"discord:{world.alice.id}",)
+    # Alice is no longer offered this server.
+    first = await dm(world, world.alice, "menu")
+    msg = await press(world, world.alice, first, "report")
+    msg = await press(world, world.alice, msg, "report.go")
+    assert "couldn't find a server" in msg.content
+    # The moderator's private answer carries an undo button.
+    assert done.original is not None
+    undo = await world.fake.click(world.mod, done.original, f"sb:m:unblock:{reference}")
+    edited = await undo.response()
+    assert edited["type"] == 7
+    assert f"{reference} can report to this community again" in edited["data"]["content"]
+    [config] = await bot.store.list_communities("discord")
+    assert config.blocked == ()
+
+
+async def test_every_moderator_button_refuses_non_moderators(
+    world: World, bot: DiscordAdapter
+) -> None:
+    await setup_server(world)
+    reference = await report_by_dm(world, offender="x", details="y", evidence="https://a.b/c")
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    world.fake.add_member(world.guild, world.stranger)  # a plain member of the server
+    for user in (world.alice, world.stranger):
+        for action in ("ack", "claim", "resolve", "block"):
+            refused = await world.fake.click(user, alert, f"sb:m:{action}:{reference}")
+            assert "Only this server's moderators" in await reply_text(refused)
+    report = await bot.store.get_report(reference)
+    assert report is not None and report.status.value == "new" and report.handled_by is None
+    [config] = await bot.store.list_communities("discord")
+    assert config.blocked == ()
+    assert not any(m.edits for m in world.fake.channel_messages(world.safety))
+
+
+async def test_moderators_of_one_server_cannot_touch_another_servers_reports(
+    world: World, bot: DiscordAdapter
+) -> None:
+    await setup_server(world)
+    other = await other_server(world, bot)
+    marker = "OTHER-SERVER-DETAILS-5120"
+    reference = await report_by_dm(
+        world, offender="x", details=marker, evidence="https://a.b/c", community="Other Server"
+    )
+    alert_b = await world.fake.wait_for_message(channel_id=other.safety)
+    assert reference in alert_b.embeds[0]["title"]
+    # Server A's moderator, in server A's safety channel, clicks buttons carrying B's reference.
+    await world.fake.slash(world.owner, "safety", guild=world.guild, subcommand="test-alert")
+    in_a = await world.fake.wait_for_message(
+        channel_id=world.safety, predicate=lambda m: "test alert" in m.content
+    )
+    for action in ("ack", "claim", "resolve", "block"):
+        forged = await forged_click(
+            world, world.mod, world.safety, in_a, f"sb:m:{action}:{reference}"
+        )
+        assert f"I don't know a report {reference} in this community" in await reply_text(forged)
+    # In server B, A's moderator is a plain member: refused like anyone else.
+    refused = await world.fake.click(world.mod, alert_b, f"sb:m:ack:{reference}")
+    assert "Only this server's moderators" in await reply_text(refused)
+    report = await bot.store.get_report(reference)
+    assert report is not None and report.status.value == "new" and report.handled_by is None
+    config_b = await bot.store.get_community(report.community)
+    assert config_b is not None and config_b.blocked == ()
+    # Nothing about B's report ever reached server A.
+    for channel in world.fake.channels.values():
+        if channel.guild_id == world.guild.id:
+            for message in world.fake.channel_messages(channel):
+                assert marker not in json.dumps(message.payload)
+    # B's own moderator can act on it.
+    ack = await world.fake.click(other.mod, alert_b, f"sb:m:ack:{reference}")
+    assert (await ack.response())["type"] == 7
+
+
+async def test_only_members_can_report_to_a_server(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    # Not offered to someone who is not a member.
+    first = await dm(world, world.stranger, "hi")
+    msg = await press(world, world.stranger, first, "report")
+    msg = await press(world, world.stranger, msg, "report.go")
+    assert "couldn't find a server" in msg.content
+    assert "Test Server" not in str(msg.components)
+    # Refused at submit for someone who left after picking it.
+    first = await dm(world, world.alice, "hi")
+    msg = await press(world, world.alice, first, "report")
+    msg = await press(world, world.alice, msg, "report.go")
+    msg = await press(world, world.alice, msg, "Test Server")
+    msg = await press(world, world.alice, msg, "cat.threats")
+    for _ in range(3):
+        msg = await press(world, world.alice, msg, "skip")
+    msg = await press(world, world.alice, msg, "identity.anonymous")
+    assert "Who will see it" in msg.content
+    world.fake.remove_member(world.guild, world.alice)
+    cid = custom_id_for(msg, "report.confirm")
+    done = await world.fake.click(world.alice, msg, cid)
+    refusal = await done.wait_followup(lambda m: "Nothing was sent" in m.content)
+    assert "can't send a report to that community" in refusal.content
+    assert (
+        await bot.store.reports_for_community(
+            (await bot.store.list_communities("discord"))[0].community
+        )
+        == []
+    )
+    await bot.bot.deliver_due()
+    assert not [m for m in world.fake.channel_messages(world.safety) if m.embeds]
+
+
+def _channel_of_request(world: World, path: str) -> int | None:
+    """The channel a REST call wrote to: a channel's messages, or an interaction's answer."""
+    fake = world.fake
+    found = re.match(r"/channels/(\d+)/", path)
+    if found:
+        return int(found.group(1))
+    found = re.match(r"/interactions/(\d+)/", path)
+    if found:
+        return fake.interactions[int(found.group(1))].channel_id
+    found = re.match(r"/webhooks/\d+/([^/]+)", path)
+    if found:
+        for inter in fake.interactions.values():
+            if inter.token == found.group(1):
+                return inter.channel_id
+    return None
+
+
+async def test_report_details_only_reach_the_dm_and_the_moderator_channel(
+    world: World, bot: DiscordAdapter
+) -> None:
+    await setup_server(world)
+    await other_server(world, bot)  # another server with its own safety channel
+    marker = "ZEBRA-DETAILS-7731"
+    reference = await report_by_dm(
+        world, offender=f"offender {marker}", details=f"he said {marker}", evidence="https://a.b/c"
+    )
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    for action in ("ack", "claim", "block", "resolve"):
+        clicked = await world.fake.click(world.mod, alert, f"sb:m:{action}:{reference}")
+        await clicked.response()
+    await world.fake.wait_for_message(
+        channel_id=world.alice, predicate=lambda m: "marked it as resolved" in m.content
+    )
+    allowed = {world.fake.dm_channel(world.alice).id, world.safety.id}
+    seen: set[int] = set()
+    for message in world.fake.message_index.values():
+        text = json.dumps([message.payload, message.body, message.edits])
+        if marker in text:
+            seen.add(message.channel_id)
+    for inter in world.fake.interactions.values():
+        if marker in json.dumps([inter.callbacks, inter.original_edits]):
+            seen.add(inter.channel_id)
+    for request in world.fake.requests:
+        if marker in json.dumps(request.json) or marker in request.path:
+            channel = _channel_of_request(world, request.path)
+            assert channel is not None, request
+            seen.add(channel)
+    assert seen == allowed, (seen, allowed)
+    assert marker not in json.dumps(world.fake.audit_log)
+    assert not any(marker in (r.reason or "") for r in world.fake.requests)

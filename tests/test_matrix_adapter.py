@@ -141,21 +141,26 @@ async def person(
 
 
 async def community_with_mods(
-    matrix: MatrixHarness, bot: Bot, members: list[ClientRunner], *, encrypted_mods: bool = True
+    matrix: MatrixHarness,
+    bot: Bot,
+    members: list[ClientRunner],
+    *,
+    encrypted_mods: bool = True,
+    name: str = "Cozy Gamers",
 ) -> tuple[ClientRunner, str, str]:
     """An owner creates a community room (room version 12: the creator is not listed in the
     power levels) and a private moderator room, and links them."""
     owner = await matrix.runner(matrix.user("owner"), auto_join=True)
     community = await create_room(
         owner,
-        name="Cozy Gamers",
+        name=name,
         invite=[bot.user.user_id, *(m.user_id for m in members)],
         power_levels={bot.user.user_id: 0},
     )
     for member in members:
         await member.wait_for_room(community, timeout=TIMEOUT)
     mods = await create_room(
-        owner, name="Mods", invite=[bot.user.user_id], encrypted=encrypted_mods
+        owner, name=f"{name} mods", invite=[bot.user.user_id], encrypted=encrypted_mods
     )
     adapter = bot.adapter
     assert adapter is not None and adapter.client is not None
@@ -169,18 +174,36 @@ async def community_with_mods(
     return owner, community, mods
 
 
-async def walk_report(
-    alice: ClientRunner, dm: str, bot: Bot, offender: str, details: str, evidence: str
-) -> str:
+async def walk_to_review(
+    alice: ClientRunner,
+    dm: str,
+    bot: Bot,
+    offender: str,
+    details: str,
+    evidence: str,
+    community: str = "Cozy Gamers",
+) -> None:
     await say(alice, dm, bot, "hi", "What would help right now")
     await say(alice, dm, bot, "tell the mods", "send a private alert")
-    await say(alice, dm, bot, "1", "Cozy Gamers")
-    await say(alice, dm, bot, "1", "What is happening")
+    await say(alice, dm, bot, "1", community)
+    await say(alice, dm, bot, community, "What is happening")  # the label works like a number
     await say(alice, dm, bot, "2", "Who is doing this")
     await say(alice, dm, bot, offender, "Anything else")
     await say(alice, dm, bot, details, "links")
     await say(alice, dm, bot, evidence, "Can the moderators see")
     await say(alice, dm, bot, "1", "Who will see it")
+
+
+async def walk_report(
+    alice: ClientRunner,
+    dm: str,
+    bot: Bot,
+    offender: str,
+    details: str,
+    evidence: str,
+    community: str = "Cozy Gamers",
+) -> str:
+    await walk_to_review(alice, dm, bot, offender, details, evidence, community)
     receipt = await say(alice, dm, bot, "1", "reference")
     found = REF.search(receipt.body)
     assert found, receipt.body
@@ -381,3 +404,119 @@ async def test_first_start_does_not_replay_history(
         assert len(replies) == 2  # welcome + menu for "hi"; nothing for the old message
     finally:
         await holder.stop()
+
+
+# --- authorization: who may do what, and where report details can show up --------------------
+async def test_block_reporter_command(matrix: MatrixHarness, bot: Bot) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    eve = await matrix.runner(matrix.user("eve"), auto_join=True)
+    owner, _community, mods = await community_with_mods(matrix, bot, [alice, eve])
+    await owner.client.room_invite(mods, eve.user_id)
+    await eve.wait_for_room(mods, timeout=TIMEOUT)
+    reference = await walk_report(alice, dm, bot, "x", "y", "https://a.test/1")
+    await from_bot(owner, mods, bot, lambda body: reference in body)
+    # eve is in the moderator room without power in the community room: every action refused.
+    for action in ("ack", "claim", "resolve", "block", "unblock"):
+        await say(eve, mods, bot, f"!safebot {action} {reference}", "Only moderators")
+    report = await bot.store.get_report(reference)
+    assert report is not None and report.status.value == "new" and report.handled_by is None
+    [config] = await bot.store.list_communities("matrix")
+    assert config.blocked == ()
+    done = await say(owner, mods, bot, f"!safebot block {reference}", "can no longer report")
+    assert alice.user_id not in done.body
+    [config] = await bot.store.list_communities("matrix")
+    assert config.blocked == (f"matrix:{alice.user_id}",)
+    await say(alice, dm, bot, "menu", "What would help right now")
+    await say(alice, dm, bot, "tell the mods", "send a private alert")
+    await say(alice, dm, bot, "1", "couldn't find a server or room")
+    await say(owner, mods, bot, f"!safebot unblock {reference}", "can report to this community")
+    [config] = await bot.store.list_communities("matrix")
+    assert config.blocked == ()
+    help_text = await say(owner, mods, bot, "!safebot block", "Moderator commands")
+    assert "!safebot block R-XXXX" in help_text.body
+
+
+async def test_moderators_of_one_community_cannot_touch_anothers_reports(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    owner_a, _community_a, mods_a = await community_with_mods(matrix, bot, [alice])
+    owner_b, _community_b, mods_b = await community_with_mods(
+        matrix, bot, [alice], name="Book Club"
+    )
+    marker = "BOOK-CLUB-DETAILS-4471"
+    reference = await walk_report(alice, dm, bot, "x", marker, "https://a.test/1", "Book Club")
+    await from_bot(owner_b, mods_b, bot, lambda body: reference in body)
+    for action in ("ack", "claim", "resolve", "block"):
+        await say(
+            owner_a,
+            mods_a,
+            bot,
+            f"!safebot {action} {reference}",
+            f"I don't know a report {reference} in this community",
+        )
+    report = await bot.store.get_report(reference)
+    assert report is not None and report.status.value == "new" and report.handled_by is None
+    config_b = await bot.store.get_community(report.community)
+    assert config_b is not None and config_b.blocked == ()
+    # Community A's moderators never saw anything of B's report.
+    for events in owner_a.events.values():
+        assert not any(marker in str(e.source) for e in events)
+    assert mods_b not in owner_a.events
+    await say(owner_b, mods_b, bot, f"!safebot ack {reference}", f"You acknowledged {reference}")
+
+
+async def test_only_members_can_report_to_a_community(matrix: MatrixHarness, bot: Bot) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    stranger, stranger_dm = await person(matrix, bot, "stranger")
+    owner, community, mods = await community_with_mods(matrix, bot, [alice])
+    # Not offered to someone who is not in the community room.
+    await say(stranger, stranger_dm, bot, "hi", "What would help right now")
+    await say(stranger, stranger_dm, bot, "tell the mods", "send a private alert")
+    offered = await say(stranger, stranger_dm, bot, "1", "couldn't find a server or room")
+    assert "Cozy Gamers" not in offered.body
+    # Refused at submit for someone who left after picking it.
+    await walk_to_review(alice, dm, bot, "x", "y", "https://a.test/1")
+    await alice.client.room_leave(community)
+    await say(alice, dm, bot, "1", "can't send a report to that community")
+    assert (
+        await bot.store.reports_for_community(
+            (await bot.store.list_communities("matrix"))[0].community
+        )
+        == []
+    )
+    await asyncio.sleep(0.5)
+    assert not [m for m in owner.messages.get(mods, []) if REF.search(m.body)]  # no alert
+
+
+async def test_report_details_only_reach_the_dm_and_the_moderator_room(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    bystander, bystander_dm = await person(matrix, bot, "bystander")
+    owner, community, mods = await community_with_mods(matrix, bot, [alice, bystander])
+    other_owner, _other, other_mods = await community_with_mods(
+        matrix, bot, [alice, bystander], name="Book Club"
+    )
+    await say(bystander, bystander_dm, bot, "hi", "What would help right now")
+    marker = "ZEBRA-DETAILS-7731"
+    reference = await walk_report(
+        alice, dm, bot, f"offender {marker}", f"he said {marker}", "https://a.test/1"
+    )
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    await send_reaction(owner, mods, alert.event_id, "\u2705")
+    await from_bot(alice, dm, bot, lambda body: "has seen it" in body)
+    await say(owner, mods, bot, f"!safebot claim {reference}", f"You claimed {reference}")
+    await say(owner, mods, bot, f"!safebot resolve {reference}", f"You resolved {reference}")
+    await from_bot(alice, dm, bot, lambda body: "resolved" in body)
+    await asyncio.sleep(1.0)  # let every client sync whatever else might have been sent
+    runners = [alice, bystander, owner, other_owner]
+    seen = {
+        room
+        for runner in runners
+        for room, events in runner.events.items()
+        if any(marker in str(e.source) for e in events)
+    }
+    assert seen == {dm, mods}, (seen, {"dm": dm, "mods": mods, "community": community})
+    assert not any(u for r in runners for u in r.undecryptable.values() if u.room_id == mods)
+    _ = other_mods

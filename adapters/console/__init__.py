@@ -142,10 +142,15 @@ class ConsoleApp:
                 self.say(reply)
         elif name == "mod" and len(words) in (2, 3) and words[1] != "list":
             community = self.platform.community.id
+            action = words[1].lower()
             reference = words[2] if len(words) == 3 else await self._newest(community)
-            result = await self.bot.moderator_action(
-                community, reference, words[1].lower(), self.settings.console.moderator
-            )
+            moderator = self.settings.console.moderator
+            if action in ("block", "unblock"):
+                result = await self.bot.block_reporter(
+                    community, reference, moderator, block=action == "block"
+                )
+            else:
+                result = await self.bot.moderator_action(community, reference, action, moderator)
             self.platform.box([render(result.message)])
             await self.bot.deliver_due()
         elif name == "mod" and words[1:2] == ["list"]:
@@ -182,6 +187,3 @@ async def run_console(
         if not await app.line(text):
             break
     await bot.deliver_due()
-
-
-__all__ += ["ConsoleApp", "Span", "render", "sys"]

@@ -21,6 +21,7 @@ from adapters.discord.items import (
     TextModal,
     choices_view,
 )
+from adapters.discord.logs import hide_payloads
 from adapters.discord.render import (
     ALERT_FOOTER_PREFIX,
     NO_MENTIONS,
@@ -115,6 +116,7 @@ class DiscordAdapter:
         sync_commands: bool = True,
         **client_options: Any,
     ) -> None:
+        hide_payloads()  # discord.py's DEBUG logs would otherwise carry people's messages
         self.settings = settings
         self.content = engine.content
         self.store = store
@@ -299,13 +301,46 @@ class DiscordAdapter:
             await self._private(interaction, self.t("discord.not_moderator", locale))
             return
         who = f"{interaction.user.display_name} ({interaction.user.id})"
+        if action in ("block", "unblock"):
+            await self._block_reporter(interaction, guild, reference, who, action == "block")
+            return
         result = await self.bot.moderator_action(community_of(guild).id, reference, action, who)
         if result.ok and result.report is not None and interaction.message is not None:
             alert = build_alert(self.content, result.report, f"alert:{reference}", locale)
             await interaction.response.edit_message(
-                embed=alert_embed(alert), view=await self._alert_view(guild, alert)
+                embed=alert_embed(alert),
+                view=await self._alert_view(community_of(guild).id, alert, locale),
             )
         await self._private(interaction, text_of(result.message.spans))
+
+    async def _block_reporter(
+        self,
+        interaction: discord.Interaction[Any],
+        guild: discord.Guild,
+        reference: str,
+        who: str,
+        block: bool,
+    ) -> None:
+        """Block (or unblock) the sender of a report; the moderator never learns who it is.
+        The answer is ephemeral and carries the opposite button, so a slip can be undone."""
+        result = await self.bot.block_reporter(community_of(guild).id, reference, who, block=block)
+        view: discord.ui.View | None = None
+        if result.ok:
+            config = await self.store.get_community(community_of(guild).id)
+            locale = config.locale if config else None
+            undo = "unblock" if block else "block"
+            key = "discord.unblock_reporter" if block else "discord.block_reporter"
+            view = discord.ui.View(timeout=None)
+            view.add_item(ModButton(undo, reference.strip().upper(), self.t(key, locale)))
+        text = text_of(result.message.spans)
+        message = interaction.message
+        if message is not None and message.flags.ephemeral:  # the undo button on our answer
+            await interaction.response.edit_message(content=text, view=view)
+            return
+        kwargs: dict[str, Any] = {"ephemeral": True, "allowed_mentions": NO_MENTIONS}
+        if view is not None:
+            kwargs["view"] = view
+        await interaction.response.send_message(text, **kwargs)
 
     async def on_member_action(
         self, interaction: discord.Interaction[Any], action: str, reference: str, user_id: int
@@ -505,21 +540,26 @@ class DiscordAdapter:
 
     # --- PlatformPort -------------------------------------------------------------------
     async def shared_communities(self, person: PersonId) -> Sequence[Community]:
-        """Servers with moderators set up where the person is a member, checked via the API."""
+        """Servers with moderators set up where the person is a member, checked via the API.
+        Over REST, not this process's cache: with several processes, a DM arrives on shard 0
+        while the person's server may live on another process's shard."""
         found: list[Community] = []
         for config in await self.store.list_communities(PLATFORM):
+            if not await self._is_member(int(config.community.id), int(person.id)):
+                continue
             guild = self.client.get_guild(int(config.community.id))
-            if guild is None:
-                continue
-            try:
-                await guild.fetch_member(int(person.id))
-            except (discord.NotFound, discord.Forbidden):
-                continue
-            except discord.HTTPException:
-                log.warning("member check failed for a guild; leaving it out")
-                continue
-            found.append(community_of(guild))
+            found.append(community_of(guild) if guild else Community(config.community, config.name))
         return found
+
+    async def _is_member(self, guild_id: int, user_id: int) -> bool:
+        try:
+            await self.client.http.get_member(guild_id, user_id)
+        except (discord.NotFound, discord.Forbidden):
+            return False  # not a member, or the bot is no longer in that server
+        except discord.HTTPException:
+            log.warning("member check failed for a guild; leaving it out")
+            return False
+        return True
 
     async def _channel(self, config: CommunityConfig) -> discord.abc.Messageable:
         try:
@@ -561,7 +601,7 @@ class DiscordAdapter:
         return None
 
     async def _alert_view(
-        self, guild: discord.Guild | None, alert: Alert
+        self, community: CommunityId, alert: Alert, locale: str | None = None
     ) -> discord.ui.View | None:
         if alert.resolved:
             return None
@@ -569,15 +609,15 @@ class DiscordAdapter:
         for choice in alert.actions:
             view.add_item(ModButton(choice.id, alert.reference, choice.label))
         member_id = self._offender_id(alert.offender)
-        if guild is not None and member_id is not None:
-            try:
-                await guild.fetch_member(member_id)
-            except discord.HTTPException:
-                return view
-            view.add_item(
-                ModActionButton("timeout", alert.reference, member_id, self.t("discord.timeout"))
-            )
-            view.add_item(ModActionButton("ban", alert.reference, member_id, self.t("discord.ban")))
+        if member_id is not None and not await self._is_member(int(community.id), member_id):
+            member_id = None  # not a member (any more): no timeout or ban
+        if member_id is not None:
+            timeout = self.t("discord.timeout", locale)
+            view.add_item(ModActionButton("timeout", alert.reference, member_id, timeout))
+            ban = self.t("discord.ban", locale)
+            view.add_item(ModActionButton("ban", alert.reference, member_id, ban))
+        block = self.t("discord.block_reporter", locale)
+        view.add_item(ModButton("block", alert.reference, block))
         return view
 
     @staticmethod
@@ -591,12 +631,11 @@ class DiscordAdapter:
         channel = await self._channel(config)
         if await self._find_alert(channel, alert.key) is not None:
             return  # already posted before a crash: moderators see it once
-        guild = self.client.get_guild(int(config.community.id))
         try:
             await channel.send(
                 self._ping(config).strip() or None,
                 embed=alert_embed(alert),
-                view=await self._alert_view(guild, alert),  # type: ignore[arg-type]
+                view=await self._alert_view(config.community, alert, config.locale),  # type: ignore[arg-type]
                 allowed_mentions=self._mentions(config),
                 nonce=alert_nonce(alert.key),
             )
@@ -609,13 +648,12 @@ class DiscordAdapter:
 
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         channel = await self._channel(config)
-        guild = self.client.get_guild(int(config.community.id))
         message = await self._find_alert(channel, alert.key)
         try:
             if message is not None:
                 await message.edit(
                     embed=alert_embed(alert),
-                    view=await self._alert_view(guild, alert),
+                    view=await self._alert_view(config.community, alert, config.locale),
                     allowed_mentions=NO_MENTIONS,
                 )
             else:

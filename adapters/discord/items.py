@@ -105,14 +105,22 @@ class WriteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"sb:
         await adapter_of(interaction).open_modal(interaction, self.node)
 
 
+_MOD_STYLES = {
+    "resolve": discord.ButtonStyle.success,
+    "block": discord.ButtonStyle.secondary,
+    "unblock": discord.ButtonStyle.secondary,
+}
+
+
 class ModButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"sb:m:(?P<action>ack|claim|resolve):" + _REF,
+    template=r"sb:m:(?P<action>ack|claim|resolve|block|unblock):" + _REF,
 ):
-    """Moderator actions on an alert: ``sb:m:<action>:<reference>``."""
+    """Moderator actions on an alert: ``sb:m:<action>:<reference>``. ``block`` stops the
+    person who sent the report from reporting again (``unblock`` undoes it)."""
 
     def __init__(self, action: str, reference: str, text: str = "…") -> None:
-        style = discord.ButtonStyle.success if action == "resolve" else discord.ButtonStyle.primary
+        style = _MOD_STYLES.get(action, discord.ButtonStyle.primary)
         super().__init__(
             discord.ui.Button(label=text, custom_id=f"sb:m:{action}:{reference}", style=style)
         )

@@ -2,7 +2,8 @@
 
 People talk to the bot in DM rooms (encrypted or not). Moderators link a private moderator
 room to a community room with ``!safebot link #room:server``; alerts go there, and they act
-with ``!safebot ack|claim|resolve R-XXXX`` or by reacting to the alert.
+with ``!safebot ack|claim|resolve R-XXXX`` or by reacting to the alert, and can stop the
+sender of a report from reporting again with ``!safebot block R-XXXX`` (``unblock`` undoes it).
 """
 
 from __future__ import annotations
@@ -85,8 +86,12 @@ PERSON_COMMANDS = {
     "crisis": "crisis",
     "language": "language",
 }
-MOD_COMMANDS = frozenset({"link", "unlink", "status", "ack", "claim", "resolve", "help"})
-# "help" is the person's help in a DM and the moderators' help in any other room.
+MOD_COMMANDS = frozenset(
+    {"link", "unlink", "status", "ack", "claim", "resolve", "block", "unblock", "help"}
+)
+# "help" and "block" are the person's commands in a DM and moderator commands in any other
+# room ("block R-XXXX" stops the sender of that report from reporting again).
+_SHARED_COMMANDS = frozenset({"help", "block"})
 _HISTORY_SCAN = 50
 _SYNC_TIMEOUT_MS = 30_000
 
@@ -335,9 +340,13 @@ class MatrixAdapter:
         prefixed = bool(words) and words[0].lower() == PREFIX
         sub = words[1].lower() if prefixed and len(words) > 1 else ""
         dm = self._is_dm(room, sender)
-        if prefixed and sub in MOD_COMMANDS and (sub != "help" or not dm):
-            await self._mod_command(room, sender, words[1:])
-            return
+        if prefixed and sub in MOD_COMMANDS and (sub not in _SHARED_COMMANDS or not dm):
+            # A bare "!safebot block" in an unmarked DM (a client without is_direct) is still
+            # the person asking for help blocking someone.
+            bare_block = sub == "block" and len(words) == 2
+            if not bare_block or await self._is_configured_room(room.room_id):
+                await self._mod_command(room, sender, words[1:])
+                return
         if not dm:
             if room.member_count != 2 or await self._is_configured_room(room.room_id):
                 return  # the bot never answers in community or moderator rooms
@@ -450,7 +459,7 @@ class MatrixAdapter:
     async def _mod_command(self, room: MatrixRoom, sender: str, words: list[str]) -> None:
         name = words[0].lower()
         args = words[1:]
-        if name in ("ack", "claim", "resolve"):
+        if name in ("ack", "claim", "resolve", "block", "unblock"):
             if len(args) != 1 or not is_reference(args[0].upper()):
                 await self._say(room.room_id, "matrix.mod.help")
                 return
@@ -534,7 +543,8 @@ class MatrixAdapter:
         await self._send(room_id, notice("\n".join(lines)))
 
     async def _act(self, room_id: str, sender: str, reference: str, action: str) -> None:
-        """A moderator action from a command or a reaction in a moderator room."""
+        """A moderator action from a command or a reaction in a moderator room: only for
+        reports of a community linked to this very room, by a moderator of that community."""
         report = await self.store.get_report(reference)
         config = await self.store.get_community(report.community) if report else None
         if report is None or config is None or config.destination != room_id:
@@ -544,7 +554,12 @@ class MatrixAdapter:
         if powers is None or not powers.is_moderator(sender):
             await self._say(room_id, "matrix.mod.not_moderator", config.locale)
             return
-        result = await self.bot.moderator_action(config.community, reference, action, sender)
+        if action in ("block", "unblock"):
+            result = await self.bot.block_reporter(
+                config.community, reference, sender, block=action == "block"
+            )
+        else:
+            result = await self.bot.moderator_action(config.community, reference, action, sender)
         await self._send(room_id, notice(plain_text(result.message.spans)))
 
     async def _on_reaction(self, room: MatrixRoom, event: ReactionEvent) -> None:

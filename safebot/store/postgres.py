@@ -164,6 +164,7 @@ class PostgresStore:
     def __init__(self, pool: Any) -> None:
         """Use ``await PostgresStore.open(url)``; this expects a pool on a migrated database."""
         self._pool: Any | None = pool
+        self._next_sweep = 0.0  # rate_hits: when ended windows are next deleted
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
@@ -362,13 +363,16 @@ class PostgresStore:
     async def count_hit(self, key: str, window: float, now: float) -> int:
         start = now - now % window
         async with self._connection() as conn:
-            # Cleanup is best effort and skips rows another process holds, so it never waits
-            # and cannot deadlock with a concurrent hit; the upsert alone is the atomic part.
-            await conn.execute(
-                "DELETE FROM rate_hits WHERE (key, starts_at) IN (SELECT key, starts_at "
-                "FROM rate_hits WHERE ends_at <= $1 FOR UPDATE SKIP LOCKED)",
-                float(now),
-            )
+            if now >= self._next_sweep:
+                # Ended windows, swept at most once a window (this is on the path of every
+                # message). Best effort: it skips rows another process holds, so it never
+                # waits and cannot deadlock with a concurrent hit.
+                self._next_sweep = now + window
+                await conn.execute(
+                    "DELETE FROM rate_hits WHERE (key, starts_at) IN (SELECT key, starts_at "
+                    "FROM rate_hits WHERE ends_at <= $1 FOR UPDATE SKIP LOCKED)",
+                    float(now),
+                )
             rows = await conn.fetch(
                 "INSERT INTO rate_hits (key, starts_at, ends_at, count) VALUES ($1, $2, $3, 1) "
                 "ON CONFLICT (key, starts_at) DO UPDATE SET count = rate_hits.count + 1 "

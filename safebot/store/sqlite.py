@@ -43,6 +43,28 @@ __all__ = ["SqliteStore"]
 
 log = logging.getLogger(__name__)
 
+
+class _CallNamesOnly(logging.Filter):
+    """aiosqlite logs every call at DEBUG with its arguments, i.e. the values people typed.
+    Keep the record but show only which call it was (and an exception's type)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_call_name(a) for a in record.args)
+        return True
+
+
+def _call_name(value: Any) -> str:
+    func = getattr(value, "func", None)  # a functools.partial around a sqlite3 method
+    if func is not None:
+        return f"{getattr(func, '__name__', 'call')}(...)"
+    if isinstance(value, BaseException):
+        return type(value).__name__
+    return "[hidden]"
+
+
+logging.getLogger("aiosqlite").addFilter(_CallNamesOnly())
+
 _MEMORY = ":memory:"
 _BUSY_TIMEOUT_MS = 5000
 
@@ -97,6 +119,7 @@ class SqliteStore:
         """Use ``await SqliteStore.open(path)``; this expects a configured, migrated connection."""
         self._conn: _Connection | None = _Connection(conn)
         self._lock = asyncio.Lock()
+        self._next_sweep = 0.0  # rate_hits: when ended windows are next deleted
 
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
@@ -322,14 +345,17 @@ class SqliteStore:
         return int(rows[0][0])
 
     async def count_hit(self, key: str, window: float, now: float) -> int:
+        # On the path of every message: one autocommit statement. Ended windows are swept
+        # at most once a window, not on every hit.
+        if now >= self._next_sweep:
+            self._next_sweep = now + window
+            await self._write("DELETE FROM rate_hits WHERE ends_at <= ?", (now,))
         start = now - now % window
-        async with self._transaction() as conn:
-            await conn.execute("DELETE FROM rate_hits WHERE ends_at <= ?", (now,))
-            rows = await conn.execute_fetchall(
-                "INSERT INTO rate_hits (key, starts_at, ends_at, count) VALUES (?, ?, ?, 1) "
-                "ON CONFLICT (key, starts_at) DO UPDATE SET count = count + 1 RETURNING count",
-                (key, start, start + window),
-            )
+        rows = await self._fetch(
+            "INSERT INTO rate_hits (key, starts_at, ends_at, count) VALUES (?, ?, ?, 1) "
+            "ON CONFLICT (key, starts_at) DO UPDATE SET count = count + 1 RETURNING count",
+            (key, start, start + window),
+        )
         return int(rows[0][0])
 
     # --- community settings ---------------------------------------------------------------
