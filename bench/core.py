@@ -63,7 +63,7 @@ def rss_mb() -> float:
 
 
 async def run_flows(users: int, database: str) -> None:
-    settings = Settings(database=database)
+    settings = Settings(database_url=database)
     engine = build_engine(settings)
     store = await open_store(database)
     bot = MemoryBot(engine, store, settings)
@@ -108,7 +108,7 @@ def pct(sorted_seconds: list[float], p: int) -> float:
 
 async def run_memory(conversations: int, database: str) -> None:
     """RSS growth while holding many active conversations (sessions mid-report)."""
-    settings = Settings(database=database)
+    settings = Settings(database_url=database)
     engine = build_engine(settings)
     gc.collect()
     before = rss_mb()

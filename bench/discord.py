@@ -83,9 +83,9 @@ async def main(count: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # One person sends every message of a round: lift the per-person flood limit.
         limits = LimitSettings(messages_per_minute=1_000_000)
-        settings = Settings(database=str(Path(tmp) / "bench.db"), limits=limits)
+        settings = Settings(database_url=str(Path(tmp) / "bench.db"), limits=limits)
         engine = build_engine(settings)
-        store = await open_store(settings.database)
+        store = await open_store(settings.database_url)
         async with FakeDiscord() as fake:
             guild = fake.add_guild("Bench")
             users = [fake.add_user(f"u{i}") for i in range(3 * rounds)]

@@ -183,13 +183,13 @@ def ratio_line(ours: float, bare: float) -> float:
 
 async def bench(server: SynapseServer, tmp: Path, args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    settings = Settings(database=str(tmp / "safebot.db"))
+    settings = Settings(database_url=str(tmp / "safebot.db"))
     # The per-person flood limit (30 messages a minute) would answer the sequential person's
     # 31st message with "slow down" and drop the rest. Raised so every message gets the full
     # work; the check itself still runs on every message.
     settings = replace(settings, limits=replace(settings.limits, messages_per_minute=1_000_000))
     engine = build_engine(settings)
-    store = await open_store(settings.database)
+    store = await open_store(settings.database_url)
     adapter: MatrixAdapter | None = None
     try:
         async with MatrixHarness(server, tmp / "stores") as hx:

@@ -74,7 +74,7 @@ async def _console(settings: Settings, locale: str | None) -> None:
     from safebot.store import open_store
 
     engine = build_engine(settings)
-    store = await open_store(settings.database)
+    store = await open_store(settings.database_url)
     try:
         platform = ConsolePlatform(settings, engine.content, sys.stdout)
         bot = SafeBot(engine=engine, store=store, port=platform, settings=settings)
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return _check(args.config)
     try:
-        settings = load_settings(args.config, database=getattr(args, "db", None))
+        settings = load_settings(args.config, database_url=getattr(args, "db", None))
     except SettingsError as exc:
         for problem in exc.problems:
             print(f"settings: {problem}", file=sys.stderr)

@@ -84,7 +84,7 @@ class MatrixSettings:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database: str = field(default_factory=default_database)
+    database_url: str = field(default_factory=default_database)
     default_locale: str = "en"
     idle_timeout_minutes: float = 30.0
     retention_days: int = 90

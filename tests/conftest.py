@@ -70,7 +70,7 @@ def clock() -> Clock:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        database=str(tmp_path / "safebot.db"),
+        database_url=str(tmp_path / "safebot.db"),
         outbox=OutboxSettings(max_attempts=4, base_delay=1.0, max_delay=8.0, lease=30.0),
     )
 
@@ -79,7 +79,7 @@ def settings(tmp_path: Path) -> Settings:
 async def bot(
     request: pytest.FixtureRequest, engine: Engine, settings: Settings, clock: Clock
 ) -> AsyncIterator[MemoryBot]:
-    database = "memory" if request.param == "memory" else settings.database
+    database = "memory" if request.param == "memory" else settings.database_url
     store = await open_store(database)
     try:
         yield MemoryBot(engine, store, settings, clock=clock, tokens=Tokens())

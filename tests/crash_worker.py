@@ -79,7 +79,7 @@ EVIL = (
 def settings_for(directory: Path) -> Settings:
     # A short lease: an item claimed by a killed worker is due again 0.2 s later.
     outbox = OutboxSettings(max_attempts=1000, base_delay=0.05, max_delay=0.2, lease=0.2)
-    return Settings(database=str(directory / "safebot.db"), outbox=outbox, log_level="ERROR")
+    return Settings(database_url=str(directory / "safebot.db"), outbox=outbox, log_level="ERROR")
 
 
 def person_id(number: int) -> PersonId:
@@ -204,7 +204,7 @@ class Worker:
         self.phases.set(SLOT_CONVERSATION, "opening")
         self.phases.set(SLOT_OUTBOX, "idle")
         settings = settings_for(self.dir)
-        store = await PhasedStore.open(settings.database)
+        store = await PhasedStore.open(settings.database_url)
         assert isinstance(store, PhasedStore)
         store.phases = self.phases
         label = self.engine.content.text("en", "alert.reporter")

@@ -114,7 +114,7 @@ class RecordingPort:
 
 def settings_for(database: str, batch: int = 20) -> Settings:
     outbox = OutboxSettings(batch=batch, lease=30.0)
-    return Settings(database=database, outbox=outbox, log_level="ERROR")
+    return Settings(database_url=database, outbox=outbox, log_level="ERROR")
 
 
 async def fill(database: str, count: int, prefix: str) -> dict[str, float]:

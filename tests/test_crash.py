@@ -355,7 +355,7 @@ async def test_confirm_repeated_after_a_crash_files_one_report_even_after_a_coll
     process died before X's session left the review step. After the restart X presses
     Confirm again (they never saw an answer): the service tries R, finds Y's report, and
     must find X's own R2 next, not mint a fresh reference and file a second report."""
-    settings = Settings(database="memory")
+    settings = Settings(database_url="memory")
     engine = build_engine(settings)
     store = DiesAfterReport()
     platform = MemoryPlatform()

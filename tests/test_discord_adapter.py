@@ -71,7 +71,7 @@ async def world() -> AsyncIterator[World]:
 
 @pytest.fixture
 async def store(settings: Settings) -> AsyncIterator[Store]:
-    opened = await open_store(settings.database)
+    opened = await open_store(settings.database_url)
     yield opened
     await opened.close()
 
@@ -412,7 +412,7 @@ async def test_channel_deleted_then_restored_delivers_once(
 ) -> None:
     clock = Clock()
     settings = Settings(
-        database=str(tmp_path / "x.db"),
+        database_url=str(tmp_path / "x.db"),
         outbox=OutboxSettings(max_attempts=20, base_delay=0.05, max_delay=0.2),
     )
     adapter = make_adapter(engine, store, settings)
@@ -474,7 +474,7 @@ async def test_run_discord_stops_cleanly_on_sigterm(world: World, settings: Sett
     assert "What would help" in msg.content
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.wait_for(task, timeout=5)  # returns normally: gateway and store closed
-    store = await open_store(settings.database)
+    store = await open_store(settings.database_url)
     assert await store.load_session(discord_person(world.alice)) is not None
     await store.close()
 

@@ -27,7 +27,7 @@ store = base.store
 @pytest.fixture
 def fast_retries(tmp_path: Path) -> Settings:
     outbox = OutboxSettings(max_attempts=20, base_delay=0.05, max_delay=0.2)
-    return Settings(database=str(tmp_path / "safebot.db"), outbox=outbox)
+    return Settings(database_url=str(tmp_path / "safebot.db"), outbox=outbox)
 
 
 @pytest.fixture

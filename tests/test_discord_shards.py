@@ -42,7 +42,7 @@ async def process(
     fake: FakeDiscord, engine: Engine, settings: Settings, shard: int
 ) -> AsyncIterator[DiscordAdapter]:
     """One bot process: its own store pool and a client running only ``shard``."""
-    store = await open_store(settings.database)
+    store = await open_store(settings.database_url)
     adapter = make_adapter(engine, store, settings, shard_ids=[shard], shard_count=SHARDS)
     try:
         async with run_client(fake, adapter.client):
@@ -60,7 +60,7 @@ async def test_two_processes_split_shards_on_one_postgres(
     postgres_url: str, engine: Engine, tmp_path: Path
 ) -> None:
     outbox = OutboxSettings(max_attempts=20, base_delay=0.05, max_delay=0.2)
-    settings = Settings(database=postgres_url, outbox=outbox)
+    settings = Settings(database_url=postgres_url, outbox=outbox)
     async with FakeDiscord() as fake:
         owner, alice, mod = (fake.add_user(n) for n in ("owner", "alice", "mod"))
         guild = guild_on_shard(fake, 1, "Far Server", owner)

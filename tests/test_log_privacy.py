@@ -124,7 +124,7 @@ async def test_console_session_at_debug_logs_nothing_private(
     """The same session in-process (the console command itself logs only warnings), so every
     logger really runs at DEBUG."""
     debug_everywhere(caplog)
-    store = await open_store(settings.database)
+    store = await open_store(settings.database_url)
     out = io.StringIO()
     try:
         platform = ConsolePlatform(settings, engine.content, out)
@@ -147,7 +147,7 @@ async def test_discord_report_at_debug_logs_nothing_private(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     debug_everywhere(caplog)
-    store = await open_store(settings.database)
+    store = await open_store(settings.database_url)
     try:
         async with FakeDiscord(token=TOKEN) as fake:
             owner = fake.add_user("owner")
@@ -197,7 +197,7 @@ async def test_matrix_report_at_debug_logs_nothing_private(
     for name in ("nio", "peewee"):
         caplog.set_level(logging.DEBUG, logger=name)
     settings = Settings(
-        database=str(tmp_path / "bot.db"),
+        database_url=str(tmp_path / "bot.db"),
         outbox=OutboxSettings(max_attempts=30, base_delay=0.2, max_delay=1.0),
     )
     bot = Bot(matrix, engine, store_for_matrix, settings, tmp_path)

@@ -57,7 +57,7 @@ TIMEOUT = 20.0
 
 @pytest.fixture
 async def store(settings: Settings) -> AsyncIterator[Store]:
-    opened = await open_store(settings.database)
+    opened = await open_store(settings.database_url)
     yield opened
     await opened.close()
 
@@ -106,7 +106,7 @@ async def bot(
     matrix: MatrixHarness, engine: Engine, store: Store, tmp_path: Path
 ) -> AsyncIterator[Bot]:
     settings = Settings(
-        database=str(tmp_path / "bot.db"),
+        database_url=str(tmp_path / "bot.db"),
         outbox=OutboxSettings(max_attempts=30, base_delay=0.2, max_delay=1.0),
     )
     holder = Bot(matrix, engine, store, settings, tmp_path)
@@ -386,7 +386,7 @@ async def test_first_start_does_not_replay_history(
 ) -> None:
     """Deploying SafeBot on an account that already has rooms: old messages stay unanswered,
     new ones are answered once."""
-    settings = Settings(database=str(tmp_path / "fresh.db"))
+    settings = Settings(database_url=str(tmp_path / "fresh.db"))
     holder = Bot(matrix, engine, store, settings, tmp_path)
     plain_bot = await matrix.runner(holder.user, encrypted=False, auto_join=True)
     alice = await matrix.runner(matrix.user("alice"), auto_join=True)

@@ -619,7 +619,7 @@ async def full_report(world: World, draw: Draw, person: PersonId) -> None:
 async def traffic(draw: Draw, store: Store) -> None:
     clock = FakeClock()
     outbox = OutboxSettings(max_attempts=3, base_delay=1.0, max_delay=4.0)
-    bot = MemoryBot(ENGINE, store, Settings(database="memory", outbox=outbox), clock=clock)
+    bot = MemoryBot(ENGINE, store, Settings(database_url="memory", outbox=outbox), clock=clock)
     communities = [
         await bot.setup_community(f"g{i}", draw(TEXT), destination=f"mods{i}")
         for i in range(draw(st.integers(1, 3)))

@@ -258,7 +258,7 @@ async def test_crash_between_report_stored_and_alert_sent(
     engine: Engine, settings: Settings, clock: Clock, tmp_path: Path
 ) -> None:
     """The process dies right after the receipt: on restart the alert goes out exactly once."""
-    store = await open_store(settings.database)
+    store = await open_store(settings.database_url)
     first = MemoryBot(engine, store, settings, clock=clock, tokens=Tokens())
     home = await first.setup_community("g1", "Home")
     lee = first.person("lee")
@@ -266,7 +266,7 @@ async def test_crash_between_report_stored_and_alert_sent(
     reference = await report(first, lee, home)
     await store.close()  # crash: nothing was delivered
 
-    store = await SqliteStore.open(settings.database)
+    store = await SqliteStore.open(settings.database_url)
     second = MemoryBot(engine, store, settings, clock=clock, tokens=Tokens())
     second.platform.add_community("g1", "Home")
     assert await second.deliver() == 1
@@ -280,7 +280,7 @@ async def test_crash_after_send_before_mark_redelivers_same_key(
 ) -> None:
     """Sent but not marked delivered: the redelivery carries the same key, so moderators see
     one alert."""
-    store = await open_store(settings.database)
+    store = await open_store(settings.database_url)
     bot = MemoryBot(engine, store, settings, clock=clock, tokens=Tokens())
     home = await bot.setup_community("g1", "Home")
     mo = bot.person("mo")
@@ -299,7 +299,7 @@ async def test_crash_after_send_before_mark_redelivers_same_key(
     with contextlib.suppress(SystemExit):
         await crashing.deliver_due()
     await store.close()
-    store = await SqliteStore.open(settings.database)
+    store = await SqliteStore.open(settings.database_url)
     clock.advance(settings.outbox.lease + 1)  # the dead worker's claim expires
     again = SafeBot(engine=engine, store=store, port=platform, settings=settings, clock=clock)
     assert await again.deliver_due() == 1
@@ -313,7 +313,7 @@ async def test_crash_before_session_saved_does_not_duplicate(
 ) -> None:
     """Report stored, then the crash loses the session update: pressing Confirm again on the
     same review stores nothing new and shows the same reference."""
-    store = await open_store(settings.database)
+    store = await open_store(settings.database_url)
     bot = MemoryBot(engine, store, settings, clock=clock, tokens=Tokens())
     home = await bot.setup_community("g1", "Home")
     nia = bot.person("nia")
@@ -374,8 +374,8 @@ async def test_two_processes_never_clobber_a_conversation(
 ) -> None:
     """Two services on one database, the person's events alternating between them: each
     picks up where the other left off (stale cached state is detected by its version)."""
-    store_a = await SqliteStore.open(settings.database)
-    store_b = await SqliteStore.open(settings.database)
+    store_a = await SqliteStore.open(settings.database_url)
+    store_b = await SqliteStore.open(settings.database_url)
     a = MemoryBot(engine, store_a, settings, clock=clock, tokens=Tokens())
     b = MemoryBot(engine, store_b, settings, clock=clock, tokens=Tokens())
     quinn = a.person("quinn")
@@ -425,7 +425,7 @@ async def test_limits_hold_across_processes_sharing_a_database(
     engine: Engine, settings: Settings, clock: Clock
 ) -> None:
     """Two processes on one SQLite file: each sees the other's messages and reports."""
-    stores = [await open_store(settings.database) for _ in range(2)]
+    stores = [await open_store(settings.database_url) for _ in range(2)]
     try:
         tokens_b = Tokens()
         a = MemoryBot(engine, stores[0], settings, clock=clock, tokens=Tokens())

@@ -28,7 +28,7 @@ async def run_discord(
     """Run until SIGINT/SIGTERM, then close the gateway and the store cleanly.
     ``client_options`` go to the discord.py client (e.g. guild_ready_timeout)."""
     engine = build_engine(settings)
-    store = await open_store(settings.database)
+    store = await open_store(settings.database_url)
     options: dict[str, Any] = {}
     if shard_count is not None:
         options["shard_count"] = shard_count

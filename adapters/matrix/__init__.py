@@ -7,10 +7,12 @@ import logging
 import signal
 from pathlib import Path
 
+import platformdirs
+
 from adapters.matrix.adapter import PLATFORM, MatrixAdapter, MatrixLoginError
 from safebot.service import build_engine
 from safebot.settings import Settings
-from safebot.store import open_store
+from safebot.store import open_store, sqlite_path
 
 __all__ = ["PLATFORM", "MatrixAdapter", "MatrixLoginError", "data_dir_for", "run_matrix"]
 
@@ -19,16 +21,19 @@ log = logging.getLogger(__name__)
 
 def data_dir_for(settings: Settings) -> Path:
     """Where the device, crypto store and DM list live: [matrix] data_dir, or next to the
-    database."""
+    SQLite file, or (PostgreSQL, memory) in the user's data directory."""
     if settings.matrix.data_dir:
         return Path(settings.matrix.data_dir)
-    return Path(settings.database).resolve().parent / "matrix"
+    path = sqlite_path(settings.database_url)
+    if path is None:
+        return Path(platformdirs.user_data_dir("safebot", appauthor=False)) / "matrix"
+    return Path(path).resolve().parent / "matrix"
 
 
 async def run_matrix(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then stop syncing and close the store cleanly."""
     engine = build_engine(settings)
-    store = await open_store(settings.database)
+    store = await open_store(settings.database_url)
     adapter = MatrixAdapter(
         settings,
         engine,

@@ -4,7 +4,24 @@ from __future__ import annotations
 
 from safebot.store.base import Backlog, DuplicateReference, Store, VersionConflict
 
-__all__ = ["Backlog", "DuplicateReference", "Store", "VersionConflict", "open_store"]
+__all__ = [
+    "Backlog",
+    "DuplicateReference",
+    "Store",
+    "VersionConflict",
+    "open_store",
+    "sqlite_path",
+]
+
+_POSTGRES = ("postgres://", "postgresql://")
+
+
+def sqlite_path(database_url: str) -> str | None:
+    """The SQLite file ``database_url`` names (a plain path, or ``sqlite:///path``); None for
+    ``memory`` and PostgreSQL."""
+    if database_url == "memory" or database_url.startswith(_POSTGRES):
+        return None
+    return database_url.removeprefix("sqlite:///").removeprefix("sqlite://")
 
 
 async def open_store(database: str) -> Store:
@@ -14,7 +31,7 @@ async def open_store(database: str) -> Store:
         from safebot.store.memory import MemoryStore
 
         return MemoryStore()
-    if database.startswith(("postgres://", "postgresql://")):
+    if database.startswith(_POSTGRES):
         try:
             from safebot.store.postgres import PostgresStore
         except ImportError as missing:  # asyncpg is an optional extra
@@ -25,5 +42,6 @@ async def open_store(database: str) -> Store:
         return await PostgresStore.open(database)
     from safebot.store.sqlite import SqliteStore
 
-    path = database.removeprefix("sqlite:///").removeprefix("sqlite://")
+    path = sqlite_path(database)
+    assert path is not None
     return await SqliteStore.open(path)
