@@ -23,7 +23,6 @@ Nothing here logs message text, report contents or the database URL (it may hold
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -42,6 +41,7 @@ from safebot.model import (
     Session,
     valid_utf8,
 )
+from safebot.store import codec
 from safebot.store.base import Backlog, DuplicateReference, Store, VersionConflict
 from safebot.store.pg_migrations import migrate
 
@@ -255,7 +255,7 @@ class PostgresStore:
         rows = await self._fetch(
             f"SELECT {_REPORT_COLUMNS} FROM reports WHERE reference = $1", reference
         )
-        return _report(rows[0]) if rows else None
+        return codec.report(rows[0]) if rows else None
 
     async def update_report(
         self, report: Report, outbox: Sequence[OutboxItem], audit: AuditEntry | None
@@ -275,7 +275,7 @@ class PostgresStore:
             "ORDER BY created_at, reference",
             community.key,
         )
-        return [_report(r) for r in rows]
+        return [codec.report(r) for r in rows]
 
     async def forget_person(self, person: PersonId) -> int:
         async with self._transaction() as conn:
@@ -314,7 +314,7 @@ class PostgresStore:
             return []
         rows = await self._fetch(_CLAIM, float(now), limit, float(now + lease))
         # RETURNING comes in no particular order; the contract is oldest first.
-        return sorted((_outbox_item(r) for r in rows), key=lambda i: (i.created_at, i.key))
+        return sorted((codec.outbox_item(r) for r in rows), key=lambda i: (i.created_at, i.key))
 
     async def mark_delivered(self, key: str, now: float) -> None:
         await self._write("UPDATE outbox SET delivered_at = $1 WHERE key = $2", float(now), key)
@@ -338,7 +338,7 @@ class PostgresStore:
 
     async def get_outbox_item(self, key: str) -> OutboxItem | None:
         rows = await self._fetch(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE key = $1", key)
-        return _outbox_item(rows[0]) if rows else None
+        return codec.outbox_item(rows[0]) if rows else None
 
     async def backlog(self, community: CommunityId | None = None) -> Backlog:
         sql = (
@@ -388,7 +388,7 @@ class PostgresStore:
         rows = await self._fetch(
             f"SELECT {_COMMUNITY_COLUMNS} FROM communities WHERE community = $1", community.key
         )
-        return _community(rows[0]) if rows else None
+        return codec.community(rows[0]) if rows else None
 
     async def put_community(self, config: CommunityConfig) -> None:
         await self._write(
@@ -404,7 +404,7 @@ class PostgresStore:
             config.destination,
             config.mention,
             config.locale,
-            _dumps(list(config.blocked)),
+            codec.dumps(list(config.blocked)),
             float(config.updated_at),
         )
 
@@ -416,7 +416,7 @@ class PostgresStore:
             f"SELECT {_COMMUNITY_COLUMNS} FROM communities WHERE platform = $1 ORDER BY community",
             platform,
         )
-        return [_community(r) for r in rows]
+        return [codec.community(r) for r in rows]
 
     # --- audit log ------------------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:
@@ -430,7 +430,7 @@ class PostgresStore:
                 f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE reference = $1 ORDER BY id",
                 reference,
             )
-        return [_audit_entry(r) for r in rows]
+        return [codec.audit_entry(r) for r in rows]
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -439,51 +439,22 @@ class PostgresStore:
 
 
 # --- row mapping -----------------------------------------------------------------------------
-def _dumps(value: object) -> str:
-    # ensure_ascii (the default) writes NUL and surrogates as \u escapes, so JSON columns keep
-    # them exactly; only plain text columns lose them (see _text).
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _key(value: PersonId | CommunityId | None) -> str | None:
-    return value.key if value is not None else None
-
-
 def _report_row(r: Report) -> tuple[Any, ...]:
     return (
         r.reference,
         r.community.key,
         r.community_name,
-        _key(r.reporter),
+        codec.key(r.reporter),
         bool(r.reveal),
         str(r.category),
         r.offender,
         r.details,
-        _dumps(list(r.evidence)),
+        codec.dumps(list(r.evidence)),
         r.locale,
         ReportStatus(r.status).value,
         float(r.created_at),
         float(r.updated_at),
         r.handled_by,
-    )
-
-
-def _report(row: Record) -> Report:
-    return Report(
-        reference=row["reference"],
-        community=CommunityId.parse(row["community"]),
-        community_name=row["community_name"],
-        reporter=PersonId.parse(row["reporter"]) if row["reporter"] is not None else None,
-        reveal=bool(row["reveal"]),
-        category=row["category"],
-        offender=row["offender"],
-        details=row["details"],
-        evidence=tuple(json.loads(row["evidence"])),
-        locale=row["locale"],
-        status=ReportStatus(row["status"]),
-        created_at=float(row["created_at"]),
-        updated_at=float(row["updated_at"]),
-        handled_by=row["handled_by"],
     )
 
 
@@ -493,7 +464,7 @@ def _outbox_row(i: OutboxItem) -> tuple[Any, ...]:
         OutboxKind(i.kind).value,
         i.reference,
         i.community.key,
-        _dumps(dict(i.payload)),
+        codec.dumps(dict(i.payload)),
         float(i.created_at),
         float(i.next_try),
         i.attempts,
@@ -503,48 +474,8 @@ def _outbox_row(i: OutboxItem) -> tuple[Any, ...]:
     )
 
 
-def _outbox_item(row: Record) -> OutboxItem:
-    delivered_at = row["delivered_at"]
-    return OutboxItem(
-        key=row["key"],
-        kind=OutboxKind(row["kind"]),
-        reference=row["reference"],
-        community=CommunityId.parse(row["community"]),
-        created_at=float(row["created_at"]),
-        next_try=float(row["next_try"]),
-        payload=json.loads(row["payload"]),
-        attempts=int(row["attempts"]),
-        delivered_at=float(delivered_at) if delivered_at is not None else None,
-        parked=bool(row["parked"]),
-        last_error=row["last_error"],
-    )
-
-
-def _community(row: Record) -> CommunityConfig:
-    return CommunityConfig(
-        community=CommunityId.parse(row["community"]),
-        name=row["name"],
-        destination=row["destination"],
-        mention=row["mention"],
-        locale=row["locale"],
-        blocked=tuple(json.loads(row["blocked"])),
-        updated_at=float(row["updated_at"]),
-    )
-
-
 def _audit_row(e: AuditEntry) -> tuple[Any, ...]:
-    return (float(e.at), e.actor, e.action, e.reference, _key(e.community))
-
-
-def _audit_entry(row: Record) -> AuditEntry:
-    community = row["community"]
-    return AuditEntry(
-        at=float(row["at"]),
-        actor=row["actor"],
-        action=row["action"],
-        reference=row["reference"],
-        community=CommunityId.parse(community) if community is not None else None,
-    )
+    return (float(e.at), e.actor, e.action, e.reference, codec.key(e.community))
 
 
 _conforms: type[Store] = PostgresStore

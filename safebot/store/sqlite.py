@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sqlite3
@@ -36,6 +35,7 @@ from safebot.model import (
     Session,
     valid_utf8,
 )
+from safebot.store import codec
 from safebot.store.base import Backlog, DuplicateReference, Store, VersionConflict
 from safebot.store.migrations import migrate
 
@@ -229,7 +229,7 @@ class SqliteStore:
         rows = await self._fetch(
             f"SELECT {_REPORT_COLUMNS} FROM reports WHERE reference = ?", (reference,)
         )
-        return _report(rows[0]) if rows else None
+        return codec.report(rows[0]) if rows else None
 
     async def update_report(
         self, report: Report, outbox: Sequence[OutboxItem], audit: AuditEntry | None
@@ -256,7 +256,7 @@ class SqliteStore:
             "ORDER BY created_at, reference",
             (community.key,),
         )
-        return [_report(r) for r in rows]
+        return [codec.report(r) for r in rows]
 
     async def forget_person(self, person: PersonId) -> int:
         async with self._transaction(durable=True, scrub_wal=True) as conn:
@@ -299,7 +299,7 @@ class SqliteStore:
                 "ORDER BY created_at, key LIMIT ?",
                 (now, limit),
             )
-            claimed = [replace(_outbox_item(r), next_try=until) for r in rows]
+            claimed = [replace(codec.outbox_item(r), next_try=until) for r in rows]
             await conn.executemany(
                 "UPDATE outbox SET next_try = ? WHERE key = ?",
                 [(until, item.key) for item in claimed],
@@ -323,7 +323,7 @@ class SqliteStore:
 
     async def get_outbox_item(self, key: str) -> OutboxItem | None:
         rows = await self._fetch(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE key = ?", (key,))
-        return _outbox_item(rows[0]) if rows else None
+        return codec.outbox_item(rows[0]) if rows else None
 
     async def backlog(self, community: CommunityId | None = None) -> Backlog:
         sql = (
@@ -363,7 +363,7 @@ class SqliteStore:
         rows = await self._fetch(
             f"SELECT {_COMMUNITY_COLUMNS} FROM communities WHERE community = ?", (community.key,)
         )
-        return _community(rows[0]) if rows else None
+        return codec.community(rows[0]) if rows else None
 
     async def put_community(self, config: CommunityConfig) -> None:
         async with self._transaction(durable=True) as conn:
@@ -380,7 +380,7 @@ class SqliteStore:
                     config.destination,
                     config.mention,
                     config.locale,
-                    _dumps(list(config.blocked)),
+                    codec.dumps(list(config.blocked)),
                     config.updated_at,
                 ),
             )
@@ -393,7 +393,7 @@ class SqliteStore:
             f"SELECT {_COMMUNITY_COLUMNS} FROM communities WHERE platform = ? ORDER BY community",
             (platform,),
         )
-        return [_community(r) for r in rows]
+        return [codec.community(r) for r in rows]
 
     # --- audit log ------------------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:
@@ -407,7 +407,7 @@ class SqliteStore:
                 f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE reference = ? ORDER BY id",
                 (reference,),
             )
-        return [_audit_entry(r) for r in rows]
+        return [codec.audit_entry(r) for r in rows]
 
     async def close(self) -> None:
         async with self._lock:
@@ -467,49 +467,22 @@ async def _truncate_wal(conn: _Connection) -> None:
 
 
 # --- row mapping -----------------------------------------------------------------------------
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _key(value: PersonId | CommunityId | None) -> str | None:
-    return value.key if value is not None else None
-
-
 def _report_row(r: Report) -> tuple[Any, ...]:
     return (
         r.reference,
         r.community.key,
         r.community_name,
-        _key(r.reporter),
+        codec.key(r.reporter),
         int(r.reveal),
         str(r.category),
         r.offender,
         r.details,
-        _dumps(list(r.evidence)),
+        codec.dumps(list(r.evidence)),
         r.locale,
         ReportStatus(r.status).value,
         r.created_at,
         r.updated_at,
         r.handled_by,
-    )
-
-
-def _report(row: sqlite3.Row) -> Report:
-    return Report(
-        reference=row["reference"],
-        community=CommunityId.parse(row["community"]),
-        community_name=row["community_name"],
-        reporter=PersonId.parse(row["reporter"]) if row["reporter"] is not None else None,
-        reveal=bool(row["reveal"]),
-        category=row["category"],
-        offender=row["offender"],
-        details=row["details"],
-        evidence=tuple(json.loads(row["evidence"])),
-        locale=row["locale"],
-        status=ReportStatus(row["status"]),
-        created_at=float(row["created_at"]),
-        updated_at=float(row["updated_at"]),
-        handled_by=row["handled_by"],
     )
 
 
@@ -519,7 +492,7 @@ def _outbox_row(i: OutboxItem) -> tuple[Any, ...]:
         OutboxKind(i.kind).value,
         i.reference,
         i.community.key,
-        _dumps(dict(i.payload)),
+        codec.dumps(dict(i.payload)),
         i.created_at,
         i.next_try,
         i.attempts,
@@ -529,48 +502,8 @@ def _outbox_row(i: OutboxItem) -> tuple[Any, ...]:
     )
 
 
-def _outbox_item(row: sqlite3.Row) -> OutboxItem:
-    delivered_at = row["delivered_at"]
-    return OutboxItem(
-        key=row["key"],
-        kind=OutboxKind(row["kind"]),
-        reference=row["reference"],
-        community=CommunityId.parse(row["community"]),
-        created_at=float(row["created_at"]),
-        next_try=float(row["next_try"]),
-        payload=json.loads(row["payload"]),
-        attempts=int(row["attempts"]),
-        delivered_at=float(delivered_at) if delivered_at is not None else None,
-        parked=bool(row["parked"]),
-        last_error=row["last_error"],
-    )
-
-
-def _community(row: sqlite3.Row) -> CommunityConfig:
-    return CommunityConfig(
-        community=CommunityId.parse(row["community"]),
-        name=row["name"],
-        destination=row["destination"],
-        mention=row["mention"],
-        locale=row["locale"],
-        blocked=tuple(json.loads(row["blocked"])),
-        updated_at=float(row["updated_at"]),
-    )
-
-
 def _audit_row(e: AuditEntry) -> tuple[Any, ...]:
-    return (e.at, e.actor, e.action, e.reference, _key(e.community))
-
-
-def _audit_entry(row: sqlite3.Row) -> AuditEntry:
-    community = row["community"]
-    return AuditEntry(
-        at=float(row["at"]),
-        actor=row["actor"],
-        action=row["action"],
-        reference=row["reference"],
-        community=CommunityId.parse(community) if community is not None else None,
-    )
+    return (e.at, e.actor, e.action, e.reference, codec.key(e.community))
 
 
 _conforms: type[Store] = SqliteStore
