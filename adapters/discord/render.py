@@ -7,10 +7,10 @@ ping or change formatting; every message also goes out with restrictive allowed_
 from __future__ import annotations
 
 import hashlib
-import re
 
 import discord
 
+from adapters.discord.escape import escape, truncate
 from safebot.messages import Choice, Message, Span
 from safebot.moderation import Alert
 
@@ -31,16 +31,6 @@ MAX_CONTENT = 2000
 MAX_BUTTONS = 10  # more choices than this become a select menu
 ALERT_FOOTER_PREFIX = "SafeBot "
 NO_MENTIONS = discord.AllowedMentions.none()
-_ZWSP = "\u200b"
-_MENTIONISH = re.compile(r"[@#<>]")
-
-
-def escape(text: str) -> str:
-    """Inert text: no markdown, no mentions (@everyone, <@id>, <@&id>, <#id>), no links
-    turned into masked links. A zero-width space breaks every mention-like token."""
-    text = discord.utils.escape_markdown(text, ignore_links=False)
-    text = _MENTIONISH.sub(lambda m: m.group(0) + _ZWSP, text)
-    return text
 
 
 def text_of(spans: tuple[Span, ...]) -> str:
@@ -55,7 +45,8 @@ def split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:
         if cut <= 0:
             cut = text.rfind("\n", 0, limit)
         if cut <= 0:
-            cut = limit
+            run = len(text[:limit]) - len(text[:limit].rstrip("\\"))
+            cut = limit - run % 2  # never split an escape ("\\x") from its character
         chunks.append(text[:cut].rstrip())
         text = text[cut:].lstrip("\n")
     if text or not chunks:
@@ -70,8 +61,7 @@ def label(choice: Choice) -> str:
 
 
 def _field(value: str, limit: int = 1024) -> str:
-    value = escape(value)
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    return truncate(escape(value), limit)
 
 
 def alert_embed(alert: Alert) -> discord.Embed:
