@@ -14,6 +14,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from adapters.discord.hierarchy import Refusal, rank_of, refusal
 from adapters.discord.items import (
     DYNAMIC_ITEMS,
     ModActionButton,
@@ -345,20 +346,36 @@ class DiscordAdapter:
     async def on_member_action(
         self, interaction: discord.Interaction[Any], action: str, reference: str, user_id: int
     ) -> None:
+        """Timeout or ban the member a report named, only if Discord would let the clicking
+        moderator do it themselves (permission and role hierarchy, see hierarchy.py)."""
         guild = interaction.guild
         config = await self.store.get_community(community_of(guild).id) if guild else None
         locale = config.locale if config else "en"
-        perms = interaction.permissions
-        allowed = perms.moderate_members if action == "timeout" else perms.ban_members
         report = await self.store.get_report(reference)
         if (
             guild is None
             or config is None
-            or not allowed
+            or action not in ("timeout", "ban")
             or report is None
-            or (report.community != community_of(guild).id)
+            or report.community != community_of(guild).id
+            or self._offender_id(report.offender) != user_id
         ):
             await self._private(interaction, self.t("discord.not_allowed_action", locale))
+            return
+        try:
+            refused = await self._refusal(guild.id, action, interaction.user.id, user_id)
+        except discord.NotFound:
+            await self._private(interaction, self.t("discord.member_gone", locale))
+            return
+        except discord.HTTPException:
+            log.warning("rank check failed for a %s click", action)
+            await self._private(interaction, self.t("discord.error", locale))
+            return
+        if refused is not None:
+            key = (
+                "discord.bot_cannot" if refused is Refusal.BOT else f"discord.rank.{refused.value}"
+            )
+            await self._private(interaction, self.t(key, locale))
             return
         reason = f"SafeBot report {reference}"
         try:
@@ -380,6 +397,23 @@ class DiscordAdapter:
         await self._private(
             interaction, self.t(f"discord.done.{action}", locale, reference=reference)
         )
+
+    async def _refusal(
+        self, guild_id: int, action: str, moderator_id: int, target_id: int
+    ) -> Refusal | None:
+        """Ranks fetched from Discord now (never a cache): the server's roles and owner, the
+        moderator, the target and the bot. NotFound means the target left."""
+        http = self.client.http
+        bot_id = self.client.user.id if self.client.user is not None else 0
+        guild = await http.get_guild(guild_id)
+        target = await http.get_member(guild_id, target_id)
+        try:
+            moderator = await http.get_member(guild_id, moderator_id)
+        except discord.NotFound:
+            return Refusal.MODERATOR
+        me = await http.get_member(guild_id, bot_id)
+        ranks = [rank_of(m, guild) for m in (moderator, target, me)]
+        return refusal(action, *ranks)
 
     async def setup_command(
         self,
