@@ -45,6 +45,7 @@ from ._models import (
     as_permissions,
     utcnow_iso,
 )
+from ._nonce import NonceMemory
 from ._records import (
     ClientCrashed,
     ClientLoggedError,
@@ -258,6 +259,7 @@ class FakeDiscordCore:
 
         # --- plumbing ---
         self._failures: list[FailureRule] = []
+        self.nonces = NonceMemory()  # enforce_nonce on message creates
         self._cdn: dict[str, tuple[bytes, str]] = {}
         self._sessions: dict[str, GatewaySession] = {}
         self._connections: set[GatewayConnection] = set()

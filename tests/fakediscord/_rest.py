@@ -732,7 +732,14 @@ class RestMixin(FakeDiscordCore):
             self._require(guild, SEND_MESSAGES, ch)
             if req.uploads:
                 self._require(guild, ATTACH_FILES, ch)
+        nonce = body.get("nonce") if body.get("enforce_nonce") else None
+        if nonce is not None:
+            earlier = self.nonces.find(ch.id, self.bot.id, nonce)
+            if earlier is not None and not self.message_index[earlier].deleted:
+                return json_response(self.message_index[earlier].payload)
         msg = self._create_bot_message(ch, body, req.uploads, via="rest")
+        if nonce is not None:
+            self.nonces.remember(ch.id, self.bot.id, nonce, msg.id)
         return json_response(msg.payload)
 
     @route("GET", "/channels/{channel_id}/messages/{message_id}")
