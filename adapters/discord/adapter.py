@@ -31,6 +31,7 @@ from adapters.discord.render import (
     split_text,
     text_of,
 )
+from adapters.discord.setup_checks import channel_warning, role_problem
 from safebot.content import Content
 from safebot.conversation import Engine
 from safebot.events import ChoiceSelected, CommandInvoked, Event, TextReceived
@@ -429,6 +430,11 @@ class DiscordAdapter:
             await self._private(interaction, self.t("discord.need_manage_server", locale))
             return
         guild = interaction.guild
+        bot_holds = guild.me is not None and role in guild.me.roles
+        problem = await role_problem(self.client.http, guild.id, role, bot_holds)
+        if problem is not None:
+            await self._private(interaction, self.t(problem, locale, role=role.name))
+            return
         existing = await self.store.get_community(community_of(guild).id)
         config = CommunityConfig(
             community=community_of(guild).id,
@@ -439,10 +445,11 @@ class DiscordAdapter:
             blocked=existing.blocked if existing else (),
         )
         await self.bot.configure_community(config, actor=str(interaction.user.id))
-        await self._private(
-            interaction,
-            self.t("discord.setup_done", locale, channel=f"#{channel.name}", role=role.name),
-        )
+        text = self.t("discord.setup_done", locale, channel=f"#{channel.name}", role=role.name)
+        warning = await channel_warning(self.client, channel.id)
+        if warning is not None:
+            text += "\n\n" + self.t(warning, locale, channel=f"#{channel.name}")
+        await self._private(interaction, text)
 
     async def status_command(self, interaction: discord.Interaction[Any]) -> None:
         locale = self._locale_of(interaction)

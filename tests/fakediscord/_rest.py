@@ -796,6 +796,18 @@ class RestMixin(FakeDiscordCore):
         guild = self._get_guild(req.int_param("guild_id"))
         return json_response([r.payload() for r in guild.roles.values()])
 
+    @route("GET", "/guilds/{guild_id}/roles/member-counts")
+    async def r_role_member_counts(self, req: Req) -> web.StreamResponse:
+        """How many members hold each role (not @everyone); needs Manage Roles."""
+        guild = self._get_guild(req.int_param("guild_id"))
+        self._require(guild, MANAGE_ROLES)
+        counts = {rid: 0 for rid in guild.roles if rid != guild.id}
+        for member in guild.members.values():
+            for rid in member.role_ids:
+                if rid in counts:
+                    counts[rid] += 1
+        return json_response({str(rid): n for rid, n in counts.items()})
+
     @route("GET", "/guilds/{guild_id}/channels")
     async def r_get_guild_channels(self, req: Req) -> web.StreamResponse:
         guild = self._get_guild(req.int_param("guild_id"))
