@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from safebot.messages import Message
-from safebot.model import Community, CommunityConfig, PersonId
+from safebot.model import Community, CommunityConfig, CommunityId, PersonId
 from safebot.moderation import Alert
 
-__all__ = ["DeliveryError", "PlatformPort"]
+__all__ = ["DeliveryError", "MembershipCheck", "PlatformPort"]
 
 
 class DeliveryError(Exception):
@@ -45,4 +45,15 @@ class PlatformPort(Protocol):
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         """Send a private message (status update) to a person."""
+        ...
+
+
+@runtime_checkable
+class MembershipCheck(Protocol):
+    """Optional, for a platform where asking about one community is cheaper than listing
+    them all: the core then checks only the chosen community when a report is submitted."""
+
+    async def is_member(self, person: PersonId, community: CommunityId) -> bool:
+        """Whether the person is a member of the community now (asked of the platform, never
+        from a cache)."""
         ...

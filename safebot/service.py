@@ -52,7 +52,7 @@ from safebot.model import (
     Session,
 )
 from safebot.moderation import Action, apply_action, build_alert, status_message
-from safebot.ports import DeliveryError, PlatformPort
+from safebot.ports import DeliveryError, MembershipCheck, PlatformPort
 from safebot.recognise import Recogniser
 from safebot.settings import Settings
 from safebot.store.base import DuplicateReference, Store, VersionConflict
@@ -228,11 +228,20 @@ class SafeBot:
                 out.append(community)
         return tuple(out)
 
+    async def _may_report(self, person: PersonId, community: CommunityId) -> bool:
+        """The check at submit: set up, not blocked, and a member now. A platform that can
+        check one community asks only about this one (see MembershipCheck)."""
+        config = await self.store.get_community(community)
+        if config is None or person.key in config.blocked:
+            return False
+        if isinstance(self.port, MembershipCheck):
+            return await self.port.is_member(person, community)
+        return community in {c.id for c in await self.port.shared_communities(person)}
+
     async def _submit(self, person: PersonId, effect: SubmitReport) -> Event:
         draft = effect.draft
         assert draft.community is not None and draft.category is not None
-        allowed = {c.id for c in await self.reportable(person)}
-        if draft.community not in allowed:
+        if not await self._may_report(person, draft.community):
             return ReportRefused(person, "report.not_allowed")
         now = self.clock()
         recent = await self.store.reports_since(person, now - 3600.0)

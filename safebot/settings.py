@@ -70,6 +70,8 @@ class ConsoleSettings:
 @dataclass(frozen=True, slots=True)
 class DiscordSettings:
     token_env: str = "SAFEBOT_DISCORD_TOKEN"
+    membership_minutes: float = 10.0  # how long a server's "member or not" answer is reused
+    membership_checks_at_once: int = 8  # servers asked in parallel when offering servers
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from adapters.discord.items import (
     choices_view,
 )
 from adapters.discord.logs import hide_payloads
+from adapters.discord.membership import MembershipMemory
 from adapters.discord.render import (
     ALERT_FOOTER_PREFIX,
     NO_MENTIONS,
@@ -84,6 +85,10 @@ class SafeBotClient(discord.AutoShardedClient):
     async def on_message(self, message: discord.Message) -> None:
         await self.adapter.on_dm(message)
 
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        if interaction.guild_id is not None:  # whoever interacts in a server is a member
+            self.adapter.members.learn(interaction.guild_id, interaction.user.id, True)
+
 
 class ContentTranslator(app_commands.Translator):
     """Command names/descriptions from content/, localized for Discord clients."""
@@ -124,6 +129,8 @@ class DiscordAdapter:
         self.store = store
         self.sync_commands = sync_commands
         self.bot = SafeBot(engine=engine, store=store, port=self, settings=settings)
+        self.members = MembershipMemory(settings.discord.membership_minutes * 60.0)
+        self._probes = asyncio.Semaphore(max(1, settings.discord.membership_checks_at_once))
         self.client = SafeBotClient(self, **client_options)
         self._stop = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
@@ -581,25 +588,45 @@ class DiscordAdapter:
 
     # --- PlatformPort -------------------------------------------------------------------
     async def shared_communities(self, person: PersonId) -> Sequence[Community]:
-        """Servers with moderators set up where the person is a member, checked via the API.
+        """Servers with moderators set up where the person is a member, for offering them.
         Over REST, not this process's cache: with several processes, a DM arrives on shard 0
-        while the person's server may live on another process's shard."""
+        while the person's server may live on another process's shard. Answers learned in the
+        last few minutes are reused (membership.py); the rest are asked in parallel."""
+        user_id = int(person.id)
+        configs = await self.store.list_communities(PLATFORM)
+
+        async def member(config: CommunityConfig) -> bool:
+            guild_id = int(config.community.id)
+            known = self.members.recall(guild_id, user_id)
+            if known is not None:
+                return known
+            async with self._probes:
+                return await self._is_member(guild_id, user_id)
+
+        answers = await asyncio.gather(*(member(c) for c in configs))
         found: list[Community] = []
-        for config in await self.store.list_communities(PLATFORM):
-            if not await self._is_member(int(config.community.id), int(person.id)):
-                continue
-            guild = self.client.get_guild(int(config.community.id))
-            found.append(community_of(guild) if guild else Community(config.community, config.name))
+        for config, yes in zip(configs, answers, strict=True):
+            if yes:
+                guild = self.client.get_guild(int(config.community.id))
+                found.append(
+                    community_of(guild) if guild else Community(config.community, config.name)
+                )
         return found
+
+    async def is_member(self, person: PersonId, community: CommunityId) -> bool:
+        """The check when a report is submitted: one server, asked of Discord now."""
+        return await self._is_member(int(community.id), int(person.id))
 
     async def _is_member(self, guild_id: int, user_id: int) -> bool:
         try:
             await self.client.http.get_member(guild_id, user_id)
         except (discord.NotFound, discord.Forbidden):
+            self.members.learn(guild_id, user_id, False)
             return False  # not a member, or the bot is no longer in that server
         except discord.HTTPException:
             log.warning("member check failed for a guild; leaving it out")
             return False
+        self.members.learn(guild_id, user_id, True)
         return True
 
     async def _channel(self, config: CommunityConfig) -> discord.abc.Messageable:
