@@ -56,6 +56,7 @@ def test_truncated_and_split_text_stays_inert(raw: str, limit: int) -> None:
     for chunk in split_text(escaped.replace("\n", " "), limit):
         assert len(chunk) <= limit
         assert not (len(chunk) - len(chunk.rstrip("\\"))) % 2, chunk  # no escape cut in half
+        assert live_constructs(chunk) == [], chunk
 
 
 # --- over the wire: the exact payloads the fake Discord received ------------------------------

@@ -7,9 +7,10 @@ from typing import Any
 
 from fakediscord import VIEW_CHANNEL
 from fakediscord._models import MANAGE_ROLES
-from test_discord_adapter import World, bot, reply_text, store, world
+from test_discord_adapter import World, bot, reply_text, report_by_dm, store, world
 
 from adapters.discord import DiscordAdapter
+from safebot.model import CommunityConfig, CommunityId
 
 __all__ = ["bot", "store", "world"]  # fixtures shared with test_discord_adapter
 
@@ -65,3 +66,27 @@ async def test_setup_warns_when_everyone_can_see_the_channel(
     assert "Saved" in text and PUBLIC not in text
     fake.set_overwrites(world.safety, {everyone: (VIEW_CHANNEL, 0)})
     assert PUBLIC in await setup(world, world.mod_role)
+
+
+async def test_a_setup_saved_with_everyone_before_the_fix_pings_and_empowers_nobody(
+    world: World, bot: DiscordAdapter
+) -> None:
+    """What the old /safety setup saved for role:@everyone (its id is the server's)."""
+    guild_id = str(world.guild.id)
+    await bot.bot.configure_community(
+        CommunityConfig(
+            community=CommunityId("discord", guild_id),
+            name="Test Server",
+            destination=str(world.safety.id),
+            mention=guild_id,
+        ),
+        actor="old-setup",
+    )
+    reference = await report_by_dm(world, offender="x", details="y", evidence="https://a.b/c")
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    assert alert.allowed_mentions is not None
+    assert alert.allowed_mentions.get("roles", []) == [] and "<@&" not in alert.content
+    refused = await world.fake.click(world.alice, alert, f"sb:m:ack:{reference}")
+    assert "Only this server's moderators" in await reply_text(refused)
+    report = await bot.store.get_report(reference)
+    assert report is not None and report.status.value == "new"

@@ -65,6 +65,15 @@ def community_of(guild: discord.Guild) -> Community:
     return Community(CommunityId(PLATFORM, str(guild.id)), guild.name)
 
 
+def _moderator_role(config: CommunityConfig | None) -> str | None:
+    """The configured moderator role, unless it is @everyone (whose id is the server's): a
+    setup saved before setup refused it must neither ping everyone nor make everyone a
+    moderator."""
+    if config is None or not config.mention or config.mention == config.community.id:
+        return None
+    return config.mention
+
+
 class SafeBotClient(discord.AutoShardedClient):
     def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
         intents = discord.Intents.none()
@@ -290,7 +299,8 @@ class DiscordAdapter:
             return True
         user = interaction.user
         roles = {str(r.id) for r in getattr(user, "roles", [])}
-        return config is not None and config.mention is not None and config.mention in roles
+        role = _moderator_role(config)
+        return role is not None and role in roles
 
     async def _private(self, interaction: discord.Interaction[Any], text: str) -> None:
         if interaction.response.is_done():
@@ -646,11 +656,13 @@ class DiscordAdapter:
 
     @staticmethod
     def _ping(config: CommunityConfig) -> str:
-        return f"<@&{config.mention}> " if config.mention else ""
+        role = _moderator_role(config)
+        return f"<@&{role}> " if role else ""
 
     @staticmethod
     def _mentions(config: CommunityConfig) -> discord.AllowedMentions:
-        roles = [discord.Object(int(config.mention))] if config.mention else False
+        role = _moderator_role(config)
+        roles = [discord.Object(int(role))] if role else False
         return discord.AllowedMentions(everyone=False, users=False, roles=roles, replied_user=False)
 
     async def _find_alert(

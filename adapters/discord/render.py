@@ -10,7 +10,7 @@ import hashlib
 
 import discord
 
-from adapters.discord.escape import escape, truncate
+from adapters.discord.escape import escape, escape_first_line, truncate
 from safebot.messages import Choice, Message, Span
 from safebot.moderation import Alert
 
@@ -44,11 +44,14 @@ def split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:
         cut = text.rfind("\n\n", 0, limit)
         if cut <= 0:
             cut = text.rfind("\n", 0, limit)
-        if cut <= 0:
+        hard = cut <= 0
+        if hard:
             run = len(text[:limit]) - len(text[:limit].rstrip("\\"))
             cut = limit - run % 2  # never split an escape ("\\x") from its character
         chunks.append(text[:cut].rstrip())
         text = text[cut:].lstrip("\n")
+        if hard:  # the rest starts a new message mid-line: nothing may open a line there
+            text = escape_first_line(text)
     if text or not chunks:
         chunks.append(text)
     return chunks
