@@ -423,13 +423,16 @@ class DiscordAdapter:
         moderator, the target and the bot. NotFound means the target left."""
         http = self.client.http
         bot_id = self.client.user.id if self.client.user is not None else 0
-        guild = await http.get_guild(guild_id)
+        guild = await http.get_guild(guild_id, with_counts=False)
         target = await http.get_member(guild_id, target_id)
         try:
             moderator = await http.get_member(guild_id, moderator_id)
         except discord.NotFound:
-            return Refusal.MODERATOR
-        me = await http.get_member(guild_id, bot_id)
+            return Refusal.MODERATOR  # left the server since clicking
+        try:
+            me = await http.get_member(guild_id, bot_id)
+        except discord.NotFound:
+            return Refusal.BOT
         ranks = [rank_of(m, guild) for m in (moderator, target, me)]
         return refusal(action, *ranks)
 

@@ -9,16 +9,18 @@ report details, so setup warns when everyone in the server can see it.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import discord
+from discord.http import HTTPClient
 
 __all__ = ["channel_warning", "role_problem"]
 
 log = logging.getLogger(__name__)
 
 
-async def role_problem(http: Any, guild_id: int, role: discord.Role, bot_holds: bool) -> str | None:
+async def role_problem(
+    http: HTTPClient, guild_id: int, role: discord.Role, bot_holds: bool
+) -> str | None:
     """The content key of the reason this role can't be the moderator role, or None.
 
     Whether every member holds the role is asked of Discord (role member counts, which needs
@@ -34,7 +36,9 @@ async def role_problem(http: Any, guild_id: int, role: discord.Role, bot_holds: 
     except discord.HTTPException as exc:
         log.info("role member counts unavailable (%s): skipping that check", exc.status)
         return None
-    members = int(guild.get("approximate_member_count") or 0)
+    members = guild.get("approximate_member_count")
+    if not isinstance(members, int):
+        return None
     without = members - int(counts.get(str(role.id), 0))  # members who don't hold it
     if members > 2 and without <= (0 if bot_holds else 1):
         return "discord.setup_role_everyone"
