@@ -21,6 +21,7 @@ from test_discord_adapter import (
     report_by_dm,
     running,
     setup_server,
+    store,
     world,
 )
 
@@ -29,7 +30,7 @@ from safebot.conversation import Engine
 from safebot.settings import LimitSettings, Settings
 from safebot.store.base import Store
 
-__all__ = ["world"]  # the fixture shared with test_discord_adapter
+__all__ = ["store", "world"]  # fixtures shared with test_discord_adapter
 
 BOTH = MODERATE_MEMBERS | BAN_MEMBERS
 RANK = "your highest role has to be above theirs"
@@ -43,15 +44,6 @@ async def bot(
     async with running(world, make_adapter(engine, store, many)) as adapter:
         await setup_server(world)
         yield adapter
-
-
-@pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[Store]:
-    from safebot.store import open_store
-
-    opened = await open_store(settings.database_url)
-    yield opened
-    await opened.close()
 
 
 async def alert_naming(world: World, target: Any) -> tuple[str, Any]:
