@@ -50,6 +50,7 @@ from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import EncryptionError
 
 from adapters.matrix.powers import RoomPowers
+from adapters.matrix.privacy import RedirectLimiter, private_room
 from adapters.matrix.render import (
     ALERT_KEY,
     REACTIONS,
@@ -158,6 +159,7 @@ class MatrixAdapter:
         self._alert_events: dict[str, str] = {}  # alert key -> event id
         self._undecryptable: dict[str, tuple[MatrixRoom, MegolmEvent]] = {}
         self._handled: set[str] = set()
+        self._hints = RedirectLimiter(settings.matrix.private_hint_minutes * 60)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._sync_task: asyncio.Task[None] | None = None
@@ -229,6 +231,8 @@ class MatrixAdapter:
             await client.sync(
                 timeout=0, full_state=True, sync_filter={"room": {"timeline": {"limit": 1}}}
             )
+            for room_id in list(client.invited_rooms):  # invites from before the first start
+                self._spawn(self._join(room_id))
         self._install_callbacks(client)
         self._sync_task = asyncio.create_task(
             client.sync_forever(timeout=self.sync_timeout_ms, full_state=True),
@@ -347,10 +351,14 @@ class MatrixAdapter:
             if not bare_block or await self._is_configured_room(room.room_id):
                 await self._mod_command(room, sender, words[1:])
                 return
-        if not dm:
-            if room.member_count != 2 or await self._is_configured_room(room.room_id):
-                return  # the bot never answers in community or moderator rooms
-            self._remember_dm(sender, room.room_id)  # a DM from a client without is_direct
+        if await self._is_configured_room(room.room_id):
+            return  # the bot never answers people in community or moderator rooms
+        if not await self._private(room.room_id, sender):
+            addressed = dm or prefixed or room.member_count <= 2 or self.user_id in body
+            if addressed:
+                await self._hint_private(room.room_id)
+            return
+        self._remember_dm(sender, room.room_id)  # also a DM from a client without is_direct
         event: Event
         if sub in PERSON_COMMANDS:
             event = CommandInvoked(person_of(sender), PERSON_COMMANDS[sub])
@@ -368,8 +376,26 @@ class MatrixAdapter:
                 return
         if event.sender == self.user_id or not self._first_time(event.event_id):
             return
-        if self._is_dm(room, event.sender):
-            self._spawn(self._converse(room.room_id, TextReceived(person_of(event.sender), "", 1)))
+        if self._is_dm(room, event.sender) or room.member_count <= 2:
+            self._spawn(self._media_in(room.room_id, event.sender))
+
+    async def _media_in(self, room_id: str, sender: str) -> None:
+        if await self._is_configured_room(room_id):
+            return
+        if not await self._private(room_id, sender):
+            await self._hint_private(room_id)
+            return
+        await self._converse(room_id, TextReceived(person_of(sender), "", 1))
+
+    async def _private(self, room_id: str, person: str) -> bool:
+        """Guidance for ``person`` may go into this room now (adapters/matrix/privacy.py)."""
+        assert self.client is not None
+        return await private_room(self.client, room_id, person)
+
+    async def _hint_private(self, room_id: str) -> None:
+        """One neutral line pointing to a private chat, at most once per room per period."""
+        if self._hints.due(room_id, asyncio.get_running_loop().time()):
+            await self._say(room_id, "matrix.private_only", self.content.default_locale)
 
     async def _converse(self, room_id: str, event: Event) -> None:
         try:
@@ -675,9 +701,13 @@ class MatrixAdapter:
         await self._send(config.destination, status_content(alert, root), txn=_txn(key))
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
+        if self.client is None:
+            raise DeliveryError("the Matrix client is not running")
         room_id = self._dm_rooms.get(person.id)
-        if room_id is None or self.client is None or room_id not in self.client.rooms:
+        if room_id is None or not await self._private(room_id, person.id):
+            # Never into a room that stopped being 1:1 (or that the person left): a new DM.
             room_id = await self._open_dm(person.id)
+        await self._synced_with(room_id, person.id)
         await self._send(room_id, message_content(message), txn=_txn(key))
 
     async def _open_dm(self, user_id: str) -> str:
@@ -697,6 +727,17 @@ class MatrixAdapter:
             raise DeliveryError("could not open a DM with the person")
         self._remember_dm(user_id, response.room_id)
         return str(response.room_id)
+
+    async def _synced_with(self, room_id: str, user_id: str) -> None:
+        """Wait (a few seconds at most) until the synced room lists the person: a group
+        session shared before that would reach nobody, and nio never shares it again."""
+        assert self.client is not None
+        for _ in range(50):
+            room = self.client.rooms.get(room_id)
+            if room is not None and user_id in room.users:
+                return
+            await asyncio.sleep(0.1)
+        raise DeliveryError("the DM is not synced yet")
 
 
 def _txn(key: str) -> str:
