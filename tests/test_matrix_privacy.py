@@ -1,5 +1,6 @@
-"""Matrix: guidance only in a private 1:1 room. Against the real Synapse of tests/synapse/,
-with real matrix-nio clients; the pure rules of adapters/matrix/privacy.py are checked first."""
+"""Matrix: guidance only in a private 1:1 room, and the moderator side (threads, members who
+left, which room `link` checks). Against the real Synapse of tests/synapse/, with real
+matrix-nio clients; the pure rules of adapters/matrix/privacy.py are checked first."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from nio import RoomCreateResponse, RoomPreset
 
+from adapters.matrix.powers import RoomPowers
 from adapters.matrix.privacy import (
     RedirectLimiter,
     RoomView,
@@ -129,6 +131,18 @@ def test_redirect_limiter_says_it_once_per_room_per_period() -> None:
     for i in range(10):
         assert limiter.due(f"!r{i}", 100.0)
     assert len(limiter._last) == 3  # bounded
+
+
+def test_moderators_must_be_joined_now() -> None:
+    create = {"room_version": "12"}
+    levels = {"users": {"@mia:x": 50, "@max:x": 100, "@eve:x": 0}, "kick": 50, "ban": 50}
+    powers = RoomPowers.from_state("@owner:x", create, levels, ["@owner:x", "@mia:x", "@eve:x"])
+    assert powers.moderators() == ["@mia:x", "@owner:x"]
+    assert powers.is_moderator("@mia:x") and powers.is_moderator("@owner:x")
+    assert not powers.is_moderator("@max:x")  # power 100 but left
+    assert not powers.is_moderator("@eve:x")
+    gone = RoomPowers.from_state("@owner:x", create, levels, ["@mia:x"])
+    assert not gone.is_moderator("@owner:x") and gone.moderators() == ["@mia:x"]
 
 
 # --- over the wire --------------------------------------------------------------------------
@@ -292,3 +306,65 @@ async def test_dm_invite_from_before_the_first_start_is_joined(
         await say(alice, room, holder, "hi", "What would help right now")
     finally:
         await holder.stop()
+
+
+# --- moderators -----------------------------------------------------------------------------
+async def test_moderator_answers_go_into_the_alerts_thread(matrix: MatrixHarness, bot: Bot) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    owner, _community, mods = await _linked_community(matrix, bot, [alice])
+    reference = await walk_report(alice, dm, bot, "x", "y", "https://a.test/1")
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+
+    def in_alert_thread(message: object) -> bool:
+        relates = getattr(message, "source", {})["content"].get("m.relates_to", {})
+        return bool(relates.get("rel_type") == "m.thread" and relates["event_id"] == alert.event_id)
+
+    await send_reaction(owner, mods, alert.event_id, "\u2705")
+    answer = await from_bot(owner, mods, bot, lambda body: f"You acknowledged {reference}" in body)
+    status = await from_bot(owner, mods, bot, lambda body: "acknowledged by" in body)
+    claimed = await say(owner, mods, bot, f"!safebot claim {reference}", f"You claimed {reference}")
+    again = await say(owner, mods, bot, f"!safebot claim {reference}", "already claimed")
+    for message in (answer, status, claimed, again):
+        assert in_alert_thread(message), message.source["content"]
+
+
+async def test_a_moderator_who_left_is_neither_mentioned_nor_obeyed(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    mia = await matrix.runner(matrix.user("mia"), auto_join=True)
+    max_ = await matrix.runner(matrix.user("max"), auto_join=True)
+    owner, community, mods = await _linked_community(
+        matrix, bot, [alice, mia, max_], levels={mia.user_id: 50, max_.user_id: 100}
+    )
+    for moderator in (mia, max_):
+        await owner.client.room_invite(mods, moderator.user_id)
+        await moderator.wait_for_room(mods, timeout=TIMEOUT)
+    await max_.client.room_leave(community)  # power level 100 stays in the room's state
+    await owner.wait_for_room(community, joined=[owner.user_id], timeout=TIMEOUT)
+    reference = await walk_report(alice, dm, bot, "x", "y", "https://a.test/1")
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    assert alert.source["content"]["m.mentions"] == {
+        "user_ids": sorted([owner.user_id, mia.user_id])
+    }
+    assert max_.user_id not in alert.body
+    await say(max_, mods, bot, f"!safebot ack {reference}", "Only moderators")
+    report = await bot.store.get_report(reference)
+    assert report is not None and report.status.value == "new"
+    await say(mia, mods, bot, f"!safebot ack {reference}", f"You acknowledged {reference}")
+
+
+async def test_link_checks_the_community_room_not_the_moderator_room(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    """Eve creates her own moderator room (she has every power there) but has none in the
+    community room: she cannot link it."""
+    eve = await matrix.runner(matrix.user("eve"), auto_join=True)
+    owner = await matrix.runner(matrix.user("owner"), auto_join=True)
+    community = await create_room(owner, name="Cozy Gamers", invite=[bot.user.user_id, eve.user_id])
+    await eve.wait_for_room(community, timeout=TIMEOUT)
+    await owner.wait_for_room(community, joined=[bot.user.user_id], timeout=TIMEOUT)
+    own = await create_room(eve, name="eve's mods", invite=[bot.user.user_id])
+    await eve.wait_for_room(own, joined=[bot.user.user_id], timeout=TIMEOUT)
+    await say(eve, own, bot, f"!safebot link {community}", "Only moderators")
+    assert await bot.store.list_communities("matrix") == []

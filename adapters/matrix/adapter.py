@@ -60,6 +60,7 @@ from adapters.matrix.render import (
     notice,
     status_content,
 )
+from adapters.matrix.threads import alert_key, in_thread
 from safebot.conversation import Engine, is_reference
 from safebot.events import CommandInvoked, Event, TextReceived
 from safebot.messages import Message, plain_text
@@ -460,13 +461,7 @@ class MatrixAdapter:
         response = await self.client.room_get_state(room_id)
         if not isinstance(response, RoomGetStateResponse):
             return None
-        create_sender, create, levels = "", {}, {}
-        for state in response.events:
-            if state.get("type") == "m.room.create":
-                create_sender, create = str(state.get("sender", "")), state.get("content", {})
-            elif state.get("type") == "m.room.power_levels":
-                levels = state.get("content", {})
-        return RoomPowers.from_state(create_sender, create, levels)
+        return RoomPowers.from_events(response.events)
 
     async def _say(self, room_id: str, key: str, locale: str = "en", **values: str) -> None:
         text = plain_text(self.content.spans(locale, key, **values))
@@ -568,17 +563,24 @@ class MatrixAdapter:
             )
         await self._send(room_id, notice("\n".join(lines)))
 
-    async def _act(self, room_id: str, sender: str, reference: str, action: str) -> None:
+    async def _act(
+        self, room_id: str, sender: str, reference: str, action: str, root: str | None = None
+    ) -> None:
         """A moderator action from a command or a reaction in a moderator room: only for
-        reports of a community linked to this very room, by a moderator of that community."""
+        reports of a community linked to this very room, by a moderator of that community
+        (joined to it now). The answer goes into the alert's thread (``root``: the alert
+        event, looked up if not given)."""
         report = await self.store.get_report(reference)
         config = await self.store.get_community(report.community) if report else None
         if report is None or config is None or config.destination != room_id:
             await self._say(room_id, "mod.unknown", reference=reference)
             return
+        if root is None:
+            root = await self._find_alert(room_id, alert_key(reference))
         powers = await self._powers(config.community.id)
         if powers is None or not powers.is_moderator(sender):
-            await self._say(room_id, "matrix.mod.not_moderator", config.locale)
+            refused = self.content.spans(config.locale, "matrix.mod.not_moderator")
+            await self._send(room_id, in_thread(notice(plain_text(refused)), root))
             return
         if action in ("block", "unblock"):
             result = await self.bot.block_reporter(
@@ -586,7 +588,7 @@ class MatrixAdapter:
             )
         else:
             result = await self.bot.moderator_action(config.community, reference, action, sender)
-        await self._send(room_id, notice(plain_text(result.message.spans)))
+        await self._send(room_id, in_thread(notice(plain_text(result.message.spans)), root))
 
     async def _on_reaction(self, room: MatrixRoom, event: ReactionEvent) -> None:
         if event.sender == self.user_id or not self._first_time(event.event_id):
@@ -597,12 +599,15 @@ class MatrixAdapter:
         self._spawn(self._react(room.room_id, event.sender, event.reacts_to, action))
 
     async def _react(self, room_id: str, sender: str, target: str, action: str) -> None:
-        reference = await self._reference_of(room_id, target)
-        if reference is not None:
-            await self._act(room_id, sender, reference, action)
+        found = await self._reference_of(room_id, target)
+        if found is not None:
+            reference, is_alert = found
+            # A reaction on the alert itself names the thread root; on a status line (already
+            # in the thread) the alert is looked up.
+            await self._act(room_id, sender, reference, action, target if is_alert else None)
 
-    async def _reference_of(self, room_id: str, event_id: str) -> str | None:
-        """The report an alert event is about (only alerts the bot itself sent)."""
+    async def _reference_of(self, room_id: str, event_id: str) -> tuple[str, bool] | None:
+        """The report an event the bot itself sent is about, and whether it is the alert."""
         assert self.client is not None
         response = await self.client.room_get_event(room_id, event_id)
         if not isinstance(response, RoomGetEventResponse):
@@ -615,8 +620,9 @@ class MatrixAdapter:
                 return None
         if getattr(event, "sender", None) != self.user_id:
             return None
-        reference = event.source.get("content", {}).get(REFERENCE_KEY)
-        return str(reference) if isinstance(reference, str) else None
+        content = event.source.get("content", {})
+        reference = content.get(REFERENCE_KEY)
+        return (reference, ALERT_KEY in content) if isinstance(reference, str) else None
 
     # --- sending --------------------------------------------------------------------------
     async def _send(self, room_id: str, content: dict[str, Any], txn: str | None = None) -> str:
