@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import quote
+from uuid import uuid4
 
 from nio import RoomCreateResponse, RoomPreset
 
@@ -24,6 +26,7 @@ from safebot.store.base import Store
 try:  # ``python -m pytest`` from the repo root
     from tests.synapse import ClientRunner, MatrixHarness, create_dm, create_room, send_reaction
     from tests.synapse import send_text as send_raw
+    from tests.synapse.clients import _api
     from tests.test_matrix_adapter import (
         TIMEOUT,
         Bot,
@@ -48,6 +51,7 @@ except ModuleNotFoundError as exc:  # plain ``pytest``: only tests/ is on sys.pa
         send_reaction,
     )
     from synapse import send_text as send_raw  # type: ignore[no-redef, unused-ignore]
+    from synapse.clients import _api  # type: ignore[no-redef, unused-ignore]
     from test_matrix_adapter import (  # type: ignore[no-redef, unused-ignore]
         TIMEOUT,
         Bot,
@@ -67,6 +71,7 @@ __all__ = ["bot", "matrix", "running_synapse", "store", "synapse"]
 HINT = "just you and me"  # the neutral line (content/en/matrix.toml, matrix.private_only)
 GUIDANCE = ("only you can see it", "What would help", "reference", "Update on your report")
 QUIET = 1.0
+UNREADABLE = "couldn't read your last message"
 THIRD_PARTY_INVITE = {
     "type": "m.room.third_party_invite",
     "state_key": "token",
@@ -204,18 +209,38 @@ async def test_a_dm_that_gains_a_third_member_gets_no_more_guidance(
     owner, _community, mods = await _linked_community(matrix, bot, [alice])
     reference = await walk_report(alice, dm, bot, "x", "y", "https://a.test/1")
     alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    adapter = bot.adapter
+    assert adapter is not None
+    adapter.undecryptable_wait = 0.5
+    await send_unreadable(alice, dm)  # while 1:1, a message the bot cannot read gets a nudge
+    await from_bot(alice, dm, bot, lambda body: UNREADABLE in body)
     before = len(bot_lines(alice, dm, bot))
     await alice.client.room_invite(dm, carol.user_id)  # pending: carol has not joined
     await alice.wait_for_room(dm, members=[carol.user_id], timeout=TIMEOUT)
     await send_raw(alice, dm, "menu")
     await send_raw(alice, dm, "help")
     await from_bot(alice, dm, bot, lambda body: HINT in body)
+    await send_unreadable(alice, dm)  # no nudge any more
     await send_reaction(owner, mods, alert.event_id, "\u2705")
     fresh = await _new_dm_with_update(alice, bot, dm, reference)
     assert fresh != dm
     await asyncio.sleep(QUIET)
     after = bot_lines(alice, dm, bot)[before:]
     assert len(after) == 1 and HINT in after[0], after
+
+
+async def send_unreadable(runner: ClientRunner, room: str) -> None:
+    """An encrypted message with a Megolm session nobody ever shared with the bot."""
+    content = {
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "ciphertext": "AwgAEhA" + "A" * 40,
+        "sender_key": "B" * 43,
+        "session_id": "C" * 43,
+        "device_id": runner.client.device_id,
+    }
+    path = f"/_matrix/client/v3/rooms/{quote(room)}/send/m.room.encrypted/{uuid4().hex}"
+    status, reply = await _api(runner.client, "PUT", path, content)
+    assert status == 200, reply
 
 
 async def _new_dm_with_update(alice: ClientRunner, bot: Bot, old: str, reference: str) -> str:

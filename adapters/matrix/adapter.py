@@ -426,7 +426,8 @@ class MatrixAdapter:
 
     async def _nudge_if_still_unreadable(self, room_id: str, event_id: str) -> None:
         await asyncio.sleep(self.undecryptable_wait)
-        if event_id in self._undecryptable:
+        unread = self._undecryptable.get(event_id)
+        if unread is not None and await self._private(room_id, unread[1].sender):
             await self._say(room_id, "matrix.undecryptable")
 
     async def _request_key(self, event: MegolmEvent) -> None:
