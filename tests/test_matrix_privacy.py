@@ -72,6 +72,7 @@ HINT = "just you and me"  # the neutral line (content/en/matrix.toml, matrix.pri
 GUIDANCE = ("only you can see it", "What would help", "reference", "Update on your report")
 QUIET = 1.0
 UNREADABLE = "couldn't read your last message"
+BUSY = 60  # messages after an alert: more than the adapter's first look back (50 events)
 THIRD_PARTY_INVITE = {
     "type": "m.room.third_party_invite",
     "state_key": "token",
@@ -351,6 +352,25 @@ async def test_moderator_answers_go_into_the_alerts_thread(matrix: MatrixHarness
     again = await say(owner, mods, bot, f"!safebot claim {reference}", "already claimed")
     for message in (answer, status, claimed, again):
         assert in_alert_thread(message), message.source["content"]
+
+
+async def test_answers_find_an_old_alert_after_a_restart(matrix: MatrixHarness, bot: Bot) -> None:
+    """The alert is far back in a busy moderator room and the bot restarted (nothing cached):
+    the answer and the status line still go into its thread."""
+    alice, dm = await person(matrix, bot, "alice")
+    owner, _community, mods = await _linked_community(matrix, bot, [alice])
+    reference = await walk_report(alice, dm, bot, "x", "y", "https://a.test/1")
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    for batch in range(0, BUSY, 10):
+        await asyncio.gather(*(send_raw(owner, mods, f"chatter {batch + i}") for i in range(10)))
+    await bot.stop()
+    await bot.start()
+    answer = await say(owner, mods, bot, f"!safebot ack {reference}", "You acknowledged")
+    status = await from_bot(owner, mods, bot, lambda body: "acknowledged by" in body)
+    for message in (answer, status):
+        relates = message.source["content"].get("m.relates_to", {})
+        assert relates.get("rel_type") == "m.thread", message.source["content"]
+        assert relates["event_id"] == alert.event_id
 
 
 async def test_a_moderator_who_left_is_neither_mentioned_nor_obeyed(

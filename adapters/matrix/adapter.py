@@ -49,6 +49,7 @@ from nio import (
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import EncryptionError
 
+from adapters.matrix.history import find_own_event
 from adapters.matrix.powers import RoomPowers
 from adapters.matrix.privacy import RedirectLimiter, private_room
 from adapters.matrix.render import (
@@ -95,6 +96,7 @@ MOD_COMMANDS = frozenset(
 # room ("block R-XXXX" stops the sender of that report from reporting again).
 _SHARED_COMMANDS = frozenset({"help", "block"})
 _HISTORY_SCAN = 50
+_THREAD_ROOT_PAGES = 10  # of 100 of the bot's own events, when looking for an old alert
 _SYNC_TIMEOUT_MS = 30_000
 
 
@@ -577,7 +579,7 @@ class MatrixAdapter:
             await self._say(room_id, "mod.unknown", reference=reference)
             return
         if root is None:
-            root = await self._find_alert(room_id, alert_key(reference))
+            root = await self._thread_root(room_id, alert_key(reference))
         powers = await self._powers(config.community.id)
         if powers is None or not powers.is_moderator(sender):
             refused = self.content.spans(config.locale, "matrix.mod.not_moderator")
@@ -704,8 +706,22 @@ class MatrixAdapter:
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         if self.client is None or config.destination not in self.client.rooms:
             raise DeliveryError("the bot is not in the moderator room")
-        root = await self._find_alert(config.destination, alert.key)
+        root = await self._thread_root(config.destination, alert.key)
         await self._send(config.destination, status_content(alert, root), txn=_txn(key))
+
+    async def _thread_root(self, room_id: str, key: str) -> str | None:
+        """The alert event to thread answers and status lines under, however far back."""
+        root = await self._find_alert(room_id, key)
+        if root is None and self.client is not None:
+            root = await find_own_event(
+                self.client,
+                room_id,
+                lambda content: content.get(ALERT_KEY) == key,
+                pages=_THREAD_ROOT_PAGES,
+            )
+            if root is not None:
+                self._alert_events[key] = root
+        return root
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         if self.client is None:
