@@ -16,6 +16,7 @@ from adapters.matrix.privacy import (
     RedirectLimiter,
     RoomView,
     is_private,
+    names_bot,
     private_room,
     view_from_state,
 )
@@ -128,6 +129,15 @@ def test_privacy_rule() -> None:
     assert RoomView("invite", "shared", frozenset({bot_id, alice}), frozenset()) == private
 
 
+def test_names_bot() -> None:
+    bot_id = "@safebot:example.org"
+    for body in ("SafeBot help", "hey @safebot:example.org", "safebot: hi", "ask Helper!"):
+        assert names_bot(body, bot_id, "Helper"), body
+    for body in ("safebots are cool", "unsafebot", "hi all", "help"):
+        assert not names_bot(body, bot_id, "Helper"), body
+    assert not names_bot("helper", bot_id, None)
+
+
 def test_redirect_limiter_says_it_once_per_room_per_period() -> None:
     limiter = RedirectLimiter(interval=60.0, capacity=3)
     assert limiter.due("!a", 0.0)
@@ -198,6 +208,9 @@ async def test_no_guidance_in_rooms_that_are_not_one_to_one(
     await send_raw(alice, plain, "hi all")
     await asyncio.sleep(QUIET)
     assert bot_lines(alice, plain, bot) == []
+    # ... unless a message names the bot: then the neutral line, once.
+    await send_raw(alice, plain, f"{bot.user.localpart} someone has my pictures")
+    await only_the_hint(alice, plain, bot)
 
 
 async def test_a_dm_that_gains_a_third_member_gets_no_more_guidance(

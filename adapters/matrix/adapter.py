@@ -51,7 +51,7 @@ from nio.exceptions import EncryptionError
 
 from adapters.matrix.history import find_own_event
 from adapters.matrix.powers import RoomPowers
-from adapters.matrix.privacy import RedirectLimiter, private_room
+from adapters.matrix.privacy import RedirectLimiter, names_bot, private_room
 from adapters.matrix.render import (
     ALERT_KEY,
     REACTIONS,
@@ -357,8 +357,8 @@ class MatrixAdapter:
         if await self._is_configured_room(room.room_id):
             return  # the bot never answers people in community or moderator rooms
         if not await self._private(room.room_id, sender):
-            addressed = dm or prefixed or room.member_count <= 2 or self.user_id in body
-            if addressed:
+            named = names_bot(body, self.user_id, room.user_name(self.user_id))
+            if dm or prefixed or named or room.member_count <= 2:  # meant for the bot
                 await self._hint_private(room.room_id)
             return
         self._remember_dm(sender, room.room_id)  # also a DM from a client without is_direct

@@ -27,6 +27,7 @@ person, pointing to a private chat), once per room per ``interval`` seconds
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "RoomView",
     "current_view",
     "is_private",
+    "names_bot",
     "private_room",
     "view_from_cache",
     "view_from_state",
@@ -105,6 +107,14 @@ def is_private(view: RoomView, bot: str, person: str) -> bool:
         and view.joined | view.invited == {bot, person}
         and view.third_party_invites == 0
     )
+
+
+def names_bot(body: str, bot: str, display_name: str | None) -> bool:
+    """The text names the bot (its user id, its localpart or its display name, as a whole
+    word, any case): a message meant for it, even in a room that is not private."""
+    localpart = bot[1:].split(":", 1)[0] if bot.startswith("@") else bot
+    names = {n for n in (bot, localpart, display_name) if n}
+    return any(re.search(rf"(?<!\w){re.escape(name)}(?!\w)", body, re.IGNORECASE) for name in names)
 
 
 async def current_view(client: AsyncClient, room_id: str) -> RoomView | None:
