@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 from uuid import uuid4
 
@@ -348,15 +349,17 @@ async def test_dm_invite_from_before_the_first_start_is_joined(
 
 
 # --- moderators -----------------------------------------------------------------------------
+def assert_in_thread(message: Any, root: str) -> None:
+    relates = message.source["content"].get("m.relates_to", {})
+    assert relates.get("rel_type") == "m.thread", message.source["content"]
+    assert relates["event_id"] == root, relates
+
+
 async def test_moderator_answers_go_into_the_alerts_thread(matrix: MatrixHarness, bot: Bot) -> None:
     alice, dm = await person(matrix, bot, "alice")
     owner, _community, mods = await _linked_community(matrix, bot, [alice])
     reference = await walk_report(alice, dm, bot, "x", "y", "https://a.test/1")
     alert = await from_bot(owner, mods, bot, lambda body: reference in body)
-
-    def in_alert_thread(message: object) -> bool:
-        relates = getattr(message, "source", {})["content"].get("m.relates_to", {})
-        return bool(relates.get("rel_type") == "m.thread" and relates["event_id"] == alert.event_id)
 
     await send_reaction(owner, mods, alert.event_id, "\u2705")
     answer = await from_bot(owner, mods, bot, lambda body: f"You acknowledged {reference}" in body)
@@ -364,7 +367,7 @@ async def test_moderator_answers_go_into_the_alerts_thread(matrix: MatrixHarness
     claimed = await say(owner, mods, bot, f"!safebot claim {reference}", f"You claimed {reference}")
     again = await say(owner, mods, bot, f"!safebot claim {reference}", "already claimed")
     for message in (answer, status, claimed, again):
-        assert in_alert_thread(message), message.source["content"]
+        assert_in_thread(message, alert.event_id)
 
 
 async def test_answers_find_an_old_alert_after_a_restart(matrix: MatrixHarness, bot: Bot) -> None:
@@ -381,9 +384,7 @@ async def test_answers_find_an_old_alert_after_a_restart(matrix: MatrixHarness, 
     answer = await say(owner, mods, bot, f"!safebot ack {reference}", "You acknowledged")
     status = await from_bot(owner, mods, bot, lambda body: "acknowledged by" in body)
     for message in (answer, status):
-        relates = message.source["content"].get("m.relates_to", {})
-        assert relates.get("rel_type") == "m.thread", message.source["content"]
-        assert relates["event_id"] == alert.event_id
+        assert_in_thread(message, alert.event_id)
 
 
 async def test_a_moderator_who_left_is_neither_mentioned_nor_obeyed(
