@@ -38,7 +38,6 @@ from nio import (
     RoomGetStateResponse,
     RoomKeyEvent,
     RoomMessageMedia,
-    RoomMessagesResponse,
     RoomMessageText,
     RoomResolveAliasResponse,
     RoomSendResponse,
@@ -96,7 +95,7 @@ MOD_COMMANDS = frozenset(
 # room ("block R-XXXX" stops the sender of that report from reporting again).
 _SHARED_COMMANDS = frozenset({"help", "block"})
 _HISTORY_SCAN = 50
-_THREAD_ROOT_PAGES = 10  # of 100 of the bot's own events, when looking for an old alert
+_THREAD_ROOT_PAGES = 20  # of _HISTORY_SCAN of the bot's own events: an old alert's thread
 _SYNC_TIMEOUT_MS = 30_000
 
 
@@ -579,7 +578,7 @@ class MatrixAdapter:
             await self._say(room_id, "mod.unknown", reference=reference)
             return
         if root is None:
-            root = await self._thread_root(room_id, alert_key(reference))
+            root = await self._find_alert(room_id, alert_key(reference), _THREAD_ROOT_PAGES)
         powers = await self._powers(config.community.id)
         if powers is None or not powers.is_moderator(sender):
             refused = self.content.spans(config.locale, "matrix.mod.not_moderator")
@@ -670,26 +669,23 @@ class MatrixAdapter:
         powers = await self._powers(config.community.id)
         return powers.moderators(exclude=self.user_id) if powers else []
 
-    async def _find_alert(self, room_id: str, key: str) -> str | None:
-        """The event id of an alert already in the moderator room (after a crash)."""
+    async def _find_alert(self, room_id: str, key: str, pages: int = 1) -> str | None:
+        """The event id of an alert already in the moderator room, among the bot's last
+        ``pages`` x 50 events there: one page is enough to find an alert sent just before a
+        crash; threading an answer under an old alert looks further back."""
         if key in self._alert_events:
             return self._alert_events[key]
         assert self.client is not None
-        response = await self.client.room_messages(room_id, limit=_HISTORY_SCAN)
-        if not isinstance(response, RoomMessagesResponse):
-            return None
-        for event in response.chunk:
-            if isinstance(event, MegolmEvent):
-                try:
-                    event = self.client.decrypt_event(event)
-                except EncryptionError:
-                    continue
-            if getattr(event, "sender", None) != self.user_id:
-                continue
-            if event.source.get("content", {}).get(ALERT_KEY) == key:
-                self._alert_events[key] = str(event.event_id)
-                return str(event.event_id)
-        return None
+        found = await find_own_event(
+            self.client,
+            room_id,
+            lambda content: content.get(ALERT_KEY) == key,
+            pages=pages,
+            page_size=_HISTORY_SCAN,
+        )
+        if found is not None:
+            self._alert_events[key] = found
+        return found
 
     async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
         if self.client is None or config.destination not in self.client.rooms:
@@ -706,22 +702,8 @@ class MatrixAdapter:
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         if self.client is None or config.destination not in self.client.rooms:
             raise DeliveryError("the bot is not in the moderator room")
-        root = await self._thread_root(config.destination, alert.key)
+        root = await self._find_alert(config.destination, alert.key, _THREAD_ROOT_PAGES)
         await self._send(config.destination, status_content(alert, root), txn=_txn(key))
-
-    async def _thread_root(self, room_id: str, key: str) -> str | None:
-        """The alert event to thread answers and status lines under, however far back."""
-        root = await self._find_alert(room_id, key)
-        if root is None and self.client is not None:
-            root = await find_own_event(
-                self.client,
-                room_id,
-                lambda content: content.get(ALERT_KEY) == key,
-                pages=_THREAD_ROOT_PAGES,
-            )
-            if root is not None:
-                self._alert_events[key] = root
-        return root
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         if self.client is None:

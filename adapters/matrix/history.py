@@ -1,7 +1,7 @@
-"""Finding one of the bot's own events far back in a room's history.
+"""Finding one of the bot's own events in a room's history (an alert, to skip re-posting it
+after a crash or to thread answers under it).
 
-The adapter first looks at the last few dozen events (enough right after a crash); an
-alert a moderator acts on days later may be hundreds of events back in a busy moderator
+An alert a moderator acts on days later may be hundreds of events back in a busy moderator
 room. This pages back through the bot's own events only (a ``senders`` filter, so other
 people's messages and reactions cost nothing), newest first, and stops after a fixed number
 of pages.
