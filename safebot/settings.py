@@ -82,6 +82,9 @@ class MatrixSettings:
     access_token_env: str = "SAFEBOT_MATRIX_TOKEN"
     device_id: str = ""
     data_dir: str = ""
+    # In a room that is not a private 1:1 chat the bot says at most one neutral "write to me
+    # in private" line per room per this many minutes.
+    private_hint_minutes: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,6 @@ from nio import (
     RoomGetStateResponse,
     RoomKeyEvent,
     RoomMessageMedia,
-    RoomMessagesResponse,
     RoomMessageText,
     RoomResolveAliasResponse,
     RoomSendResponse,
@@ -49,7 +48,9 @@ from nio import (
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import EncryptionError
 
+from adapters.matrix.history import find_own_event
 from adapters.matrix.powers import RoomPowers
+from adapters.matrix.privacy import RedirectLimiter, names_bot, private_room
 from adapters.matrix.render import (
     ALERT_KEY,
     REACTIONS,
@@ -59,6 +60,7 @@ from adapters.matrix.render import (
     notice,
     status_content,
 )
+from adapters.matrix.threads import alert_key, in_thread
 from safebot.conversation import Engine, is_reference
 from safebot.events import CommandInvoked, Event, TextReceived
 from safebot.messages import Message, plain_text
@@ -93,6 +95,7 @@ MOD_COMMANDS = frozenset(
 # room ("block R-XXXX" stops the sender of that report from reporting again).
 _SHARED_COMMANDS = frozenset({"help", "block"})
 _HISTORY_SCAN = 50
+_THREAD_ROOT_PAGES = 20  # of _HISTORY_SCAN of the bot's own events: an old alert's thread
 _SYNC_TIMEOUT_MS = 30_000
 
 
@@ -158,6 +161,7 @@ class MatrixAdapter:
         self._alert_events: dict[str, str] = {}  # alert key -> event id
         self._undecryptable: dict[str, tuple[MatrixRoom, MegolmEvent]] = {}
         self._handled: set[str] = set()
+        self._hints = RedirectLimiter(settings.matrix.private_hint_minutes * 60)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._sync_task: asyncio.Task[None] | None = None
@@ -229,6 +233,8 @@ class MatrixAdapter:
             await client.sync(
                 timeout=0, full_state=True, sync_filter={"room": {"timeline": {"limit": 1}}}
             )
+            for room_id in list(client.invited_rooms):  # invites from before the first start
+                self._spawn(self._join(room_id))
         self._install_callbacks(client)
         self._sync_task = asyncio.create_task(
             client.sync_forever(timeout=self.sync_timeout_ms, full_state=True),
@@ -347,10 +353,14 @@ class MatrixAdapter:
             if not bare_block or await self._is_configured_room(room.room_id):
                 await self._mod_command(room, sender, words[1:])
                 return
-        if not dm:
-            if room.member_count != 2 or await self._is_configured_room(room.room_id):
-                return  # the bot never answers in community or moderator rooms
-            self._remember_dm(sender, room.room_id)  # a DM from a client without is_direct
+        if await self._is_configured_room(room.room_id):
+            return  # the bot never answers people in community or moderator rooms
+        if not await self._private(room.room_id, sender):
+            named = names_bot(body, self.user_id, room.user_name(self.user_id))
+            if dm or prefixed or named or room.member_count <= 2:  # meant for the bot
+                await self._hint_private(room.room_id)
+            return
+        self._remember_dm(sender, room.room_id)  # also a DM from a client without is_direct
         event: Event
         if sub in PERSON_COMMANDS:
             event = CommandInvoked(person_of(sender), PERSON_COMMANDS[sub])
@@ -368,8 +378,26 @@ class MatrixAdapter:
                 return
         if event.sender == self.user_id or not self._first_time(event.event_id):
             return
-        if self._is_dm(room, event.sender):
-            self._spawn(self._converse(room.room_id, TextReceived(person_of(event.sender), "", 1)))
+        if self._is_dm(room, event.sender) or room.member_count <= 2:
+            self._spawn(self._media_in(room.room_id, event.sender))
+
+    async def _media_in(self, room_id: str, sender: str) -> None:
+        if await self._is_configured_room(room_id):
+            return
+        if not await self._private(room_id, sender):
+            await self._hint_private(room_id)
+            return
+        await self._converse(room_id, TextReceived(person_of(sender), "", 1))
+
+    async def _private(self, room_id: str, person: str) -> bool:
+        """Guidance for ``person`` may go into this room now (adapters/matrix/privacy.py)."""
+        assert self.client is not None
+        return await private_room(self.client, room_id, person)
+
+    async def _hint_private(self, room_id: str) -> None:
+        """One neutral line pointing to a private chat, at most once per room per period."""
+        if self._hints.due(room_id, asyncio.get_running_loop().time()):
+            await self._say(room_id, "matrix.private_only", self.content.default_locale)
 
     async def _converse(self, room_id: str, event: Event) -> None:
         try:
@@ -399,7 +427,8 @@ class MatrixAdapter:
 
     async def _nudge_if_still_unreadable(self, room_id: str, event_id: str) -> None:
         await asyncio.sleep(self.undecryptable_wait)
-        if event_id in self._undecryptable:
+        unread = self._undecryptable.get(event_id)
+        if unread is not None and await self._private(room_id, unread[1].sender):
             await self._say(room_id, "matrix.undecryptable")
 
     async def _request_key(self, event: MegolmEvent) -> None:
@@ -434,13 +463,7 @@ class MatrixAdapter:
         response = await self.client.room_get_state(room_id)
         if not isinstance(response, RoomGetStateResponse):
             return None
-        create_sender, create, levels = "", {}, {}
-        for state in response.events:
-            if state.get("type") == "m.room.create":
-                create_sender, create = str(state.get("sender", "")), state.get("content", {})
-            elif state.get("type") == "m.room.power_levels":
-                levels = state.get("content", {})
-        return RoomPowers.from_state(create_sender, create, levels)
+        return RoomPowers.from_events(response.events)
 
     async def _say(self, room_id: str, key: str, locale: str = "en", **values: str) -> None:
         text = plain_text(self.content.spans(locale, key, **values))
@@ -542,17 +565,24 @@ class MatrixAdapter:
             )
         await self._send(room_id, notice("\n".join(lines)))
 
-    async def _act(self, room_id: str, sender: str, reference: str, action: str) -> None:
+    async def _act(
+        self, room_id: str, sender: str, reference: str, action: str, root: str | None = None
+    ) -> None:
         """A moderator action from a command or a reaction in a moderator room: only for
-        reports of a community linked to this very room, by a moderator of that community."""
+        reports of a community linked to this very room, by a moderator of that community
+        (joined to it now). The answer goes into the alert's thread (``root``: the alert
+        event, looked up if not given)."""
         report = await self.store.get_report(reference)
         config = await self.store.get_community(report.community) if report else None
         if report is None or config is None or config.destination != room_id:
             await self._say(room_id, "mod.unknown", reference=reference)
             return
+        if root is None:
+            root = await self._find_alert(room_id, alert_key(reference), _THREAD_ROOT_PAGES)
         powers = await self._powers(config.community.id)
         if powers is None or not powers.is_moderator(sender):
-            await self._say(room_id, "matrix.mod.not_moderator", config.locale)
+            refused = self.content.spans(config.locale, "matrix.mod.not_moderator")
+            await self._send(room_id, in_thread(notice(plain_text(refused)), root))
             return
         if action in ("block", "unblock"):
             result = await self.bot.block_reporter(
@@ -560,7 +590,7 @@ class MatrixAdapter:
             )
         else:
             result = await self.bot.moderator_action(config.community, reference, action, sender)
-        await self._send(room_id, notice(plain_text(result.message.spans)))
+        await self._send(room_id, in_thread(notice(plain_text(result.message.spans)), root))
 
     async def _on_reaction(self, room: MatrixRoom, event: ReactionEvent) -> None:
         if event.sender == self.user_id or not self._first_time(event.event_id):
@@ -571,12 +601,15 @@ class MatrixAdapter:
         self._spawn(self._react(room.room_id, event.sender, event.reacts_to, action))
 
     async def _react(self, room_id: str, sender: str, target: str, action: str) -> None:
-        reference = await self._reference_of(room_id, target)
-        if reference is not None:
-            await self._act(room_id, sender, reference, action)
+        found = await self._reference_of(room_id, target)
+        if found is not None:
+            reference, is_alert = found
+            # A reaction on the alert itself names the thread root; on a status line (already
+            # in the thread) the alert is looked up.
+            await self._act(room_id, sender, reference, action, target if is_alert else None)
 
-    async def _reference_of(self, room_id: str, event_id: str) -> str | None:
-        """The report an alert event is about (only alerts the bot itself sent)."""
+    async def _reference_of(self, room_id: str, event_id: str) -> tuple[str, bool] | None:
+        """The report an event the bot itself sent is about, and whether it is the alert."""
         assert self.client is not None
         response = await self.client.room_get_event(room_id, event_id)
         if not isinstance(response, RoomGetEventResponse):
@@ -589,8 +622,9 @@ class MatrixAdapter:
                 return None
         if getattr(event, "sender", None) != self.user_id:
             return None
-        reference = event.source.get("content", {}).get(REFERENCE_KEY)
-        return str(reference) if isinstance(reference, str) else None
+        content = event.source.get("content", {})
+        reference = content.get(REFERENCE_KEY)
+        return (reference, ALERT_KEY in content) if isinstance(reference, str) else None
 
     # --- sending --------------------------------------------------------------------------
     async def _send(self, room_id: str, content: dict[str, Any], txn: str | None = None) -> str:
@@ -635,26 +669,23 @@ class MatrixAdapter:
         powers = await self._powers(config.community.id)
         return powers.moderators(exclude=self.user_id) if powers else []
 
-    async def _find_alert(self, room_id: str, key: str) -> str | None:
-        """The event id of an alert already in the moderator room (after a crash)."""
+    async def _find_alert(self, room_id: str, key: str, pages: int = 1) -> str | None:
+        """The event id of an alert already in the moderator room, among the bot's last
+        ``pages`` x 50 events there: one page is enough to find an alert sent just before a
+        crash; threading an answer under an old alert looks further back."""
         if key in self._alert_events:
             return self._alert_events[key]
         assert self.client is not None
-        response = await self.client.room_messages(room_id, limit=_HISTORY_SCAN)
-        if not isinstance(response, RoomMessagesResponse):
-            return None
-        for event in response.chunk:
-            if isinstance(event, MegolmEvent):
-                try:
-                    event = self.client.decrypt_event(event)
-                except EncryptionError:
-                    continue
-            if getattr(event, "sender", None) != self.user_id:
-                continue
-            if event.source.get("content", {}).get(ALERT_KEY) == key:
-                self._alert_events[key] = str(event.event_id)
-                return str(event.event_id)
-        return None
+        found = await find_own_event(
+            self.client,
+            room_id,
+            lambda content: content.get(ALERT_KEY) == key,
+            pages=pages,
+            page_size=_HISTORY_SCAN,
+        )
+        if found is not None:
+            self._alert_events[key] = found
+        return found
 
     async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
         if self.client is None or config.destination not in self.client.rooms:
@@ -671,13 +702,17 @@ class MatrixAdapter:
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         if self.client is None or config.destination not in self.client.rooms:
             raise DeliveryError("the bot is not in the moderator room")
-        root = await self._find_alert(config.destination, alert.key)
+        root = await self._find_alert(config.destination, alert.key, _THREAD_ROOT_PAGES)
         await self._send(config.destination, status_content(alert, root), txn=_txn(key))
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
+        if self.client is None:
+            raise DeliveryError("the Matrix client is not running")
         room_id = self._dm_rooms.get(person.id)
-        if room_id is None or self.client is None or room_id not in self.client.rooms:
+        if room_id is None or not await self._private(room_id, person.id):
+            # Never into a room that stopped being 1:1 (or that the person left): a new DM.
             room_id = await self._open_dm(person.id)
+        await self._synced_with(room_id, person.id)
         await self._send(room_id, message_content(message), txn=_txn(key))
 
     async def _open_dm(self, user_id: str) -> str:
@@ -697,6 +732,17 @@ class MatrixAdapter:
             raise DeliveryError("could not open a DM with the person")
         self._remember_dm(user_id, response.room_id)
         return str(response.room_id)
+
+    async def _synced_with(self, room_id: str, user_id: str) -> None:
+        """Wait (a few seconds at most) until the synced room lists the person: a group
+        session shared before that would reach nobody, and nio never shares it again."""
+        assert self.client is not None
+        for _ in range(50):
+            room = self.client.rooms.get(room_id)
+            if room is not None and user_id in room.users:
+                return
+            await asyncio.sleep(0.1)
+        raise DeliveryError("the DM is not synced yet")
 
 
 def _txn(key: str) -> str:

@@ -1,12 +1,15 @@
-"""Who moderates a Matrix room, from its m.room.create and m.room.power_levels state.
+"""Who moderates a Matrix room, from its m.room.create, m.room.power_levels and
+m.room.member state.
 
 In room version 12 and later, the room's creators (the m.room.create sender plus
 ``additional_creators``) have unlimited power and are not listed in m.room.power_levels.
+Power levels keep users who have left (and creators stay creators), so only people joined to
+the room now count as its moderators: someone who left is neither obeyed nor mentioned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +33,34 @@ class RoomPowers:
     users: Mapping[str, int]
     users_default: int
     threshold: int  # the lower of the kick and ban levels: who counts as a moderator
+    joined: frozenset[str]  # members joined now
+
+    @classmethod
+    def from_events(cls, events: Iterable[Mapping[str, Any]]) -> RoomPowers:
+        """From the room's full current state (``GET /rooms/{id}/state``)."""
+        create_sender = ""
+        create: Mapping[str, Any] = {}
+        levels: Mapping[str, Any] = {}
+        joined: set[str] = set()
+        for event in events:
+            kind, content = event.get("type"), event.get("content") or {}
+            if not isinstance(content, Mapping):
+                continue
+            if kind == "m.room.create":
+                create_sender, create = str(event.get("sender", "")), content
+            elif kind == "m.room.power_levels":
+                levels = content
+            elif kind == "m.room.member" and content.get("membership") == "join":
+                joined.add(str(event.get("state_key", "")))
+        return cls.from_state(create_sender, create, levels, joined)
 
     @classmethod
     def from_state(
-        cls, create_sender: str, create: Mapping[str, Any], power_levels: Mapping[str, Any]
+        cls,
+        create_sender: str,
+        create: Mapping[str, Any],
+        power_levels: Mapping[str, Any],
+        joined: Iterable[str],
     ) -> RoomPowers:
         version = str(create.get("room_version", "1"))
         creators: frozenset[str] = frozenset()
@@ -49,17 +76,27 @@ class RoomPowers:
             _int(power_levels.get("kick"), _DEFAULT_KICK),
             _int(power_levels.get("ban"), _DEFAULT_BAN),
         )
-        return cls(creators, users, _int(power_levels.get("users_default"), 0), threshold)
+        return cls(
+            creators,
+            users,
+            _int(power_levels.get("users_default"), 0),
+            threshold,
+            frozenset(joined),
+        )
 
     def is_moderator(self, user_id: str) -> bool:
+        if user_id not in self.joined:
+            return False
         if user_id in self.creators:
             return True
         return self.users.get(user_id, self.users_default) >= self.threshold
 
     def moderators(self, exclude: str | None = None) -> list[str]:
-        """Everyone named as a moderator (creators and listed users at the threshold)."""
+        """Everyone named as a moderator (creators and listed users at the threshold) who is
+        joined to the room now."""
         named = set(self.creators) | {
             u for u, level in self.users.items() if level >= self.threshold
         }
+        named &= self.joined
         named.discard(exclude or "")
         return sorted(named)

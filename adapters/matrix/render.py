@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from adapters.matrix.threads import in_thread
 from safebot.messages import Message, Span
 from safebot.moderation import Alert
 
@@ -127,11 +128,4 @@ def status_content(alert: Alert, thread_root: str | None) -> dict[str, Any]:
         "m.mentions": {},
         REFERENCE_KEY: alert.reference,
     }
-    if thread_root is not None:
-        content["m.relates_to"] = {
-            "rel_type": "m.thread",
-            "event_id": thread_root,
-            "is_falling_back": True,
-            "m.in_reply_to": {"event_id": thread_root},
-        }
-    return content
+    return in_thread(content, thread_root)
