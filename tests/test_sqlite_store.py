@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import replace
 from pathlib import Path
 
 import aiosqlite
@@ -258,6 +259,46 @@ async def test_pragmas(store: SqliteStore) -> None:
     assert await pragma("foreign_keys") == 1
     assert await pragma("secure_delete") == 1
     assert await pragma("busy_timeout") == 5000
+
+
+async def test_what_someone_was_told_commits_with_fsync(store: SqliteStore) -> None:
+    """A report receipt, a moderator action, "forget me" and a community's configuration
+    commit under ``synchronous = FULL``; conversation state does not. The statements SQLite
+    actually ran are traced, and the level in force at each commit is worked out from them."""
+    conn = store._conn
+    assert conn is not None
+    statements: list[str] = []
+    await conn.raw.set_trace_callback(statements.append)
+
+    async def levels_at_commit(operation: Awaitable[object]) -> list[str]:
+        statements.clear()
+        await operation
+        level, levels = "NORMAL", []
+        for sql in statements:
+            words = sql.upper().replace("=", " ").split()
+            if words[:2] == ["PRAGMA", "SYNCHRONOUS"] and len(words) == 3:
+                level = words[2]
+            elif words[:1] in (["COMMIT"], ["INSERT"], ["UPDATE"], ["DELETE"]):
+                levels.append(level)
+        return levels
+
+    told = {
+        "receipt": store.add_report(report(), [status_item("s:1")]),
+        "moderator action": store.update_report(
+            replace(report(), status=ReportStatus.ACKNOWLEDGED),
+            [status_item("s:2")],
+            AuditEntry(at=2.0, actor="mod", action="ack", reference="R-1", community=GUILD),
+        ),
+        "community configuration": store.put_community(CommunityConfig(GUILD, "Gamers", "c")),
+        "forget me": store.forget_person(ALICE),
+    }
+    for what, operation in told.items():
+        levels = await levels_at_commit(operation)
+        assert levels and levels[-1] == "FULL", (what, statements)
+    session = Session(ALICE, "start", "en", "US", 1.0)
+    assert await levels_at_commit(store.save_session(session)) == ["NORMAL"], statements
+    assert await levels_at_commit(store.delete_session(ALICE)) == ["NORMAL"], statements
+    await conn.raw.set_trace_callback(None)
 
 
 # --- scrubbing -------------------------------------------------------------------------------
