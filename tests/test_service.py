@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from safebot.events import ChoiceSelected, TextReceived
 from safebot.messages import Message
 from safebot.model import Community, OutboxKind, PersonId, ReportStatus
 from safebot.service import SafeBot
-from safebot.settings import Settings
+from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store
 from safebot.store.sqlite import SqliteStore
 
@@ -185,6 +186,49 @@ async def test_poison_alert_is_parked_and_does_not_block_others(
     assert (await bot.service.store.backlog(bad.id)).parked == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(ref_bad in m and "parked" in m for m in errors), errors
+
+
+async def test_retry_delays_double_are_capped_and_jittered(
+    engine: Engine, settings: Settings, clock: Clock
+) -> None:
+    """Each failed try waits ``base_delay * 2^(n-1)``, at most ``max_delay``, times a random
+    factor in [0.5, 1]. Retried exactly when due, nine times, so the doubling reaches the cap."""
+    outbox = OutboxSettings(max_attempts=10, base_delay=1.0, max_delay=20.0, lease=30.0)
+    store = await open_store("memory")
+    bot = MemoryBot(engine, store, replace(settings, outbox=outbox), clock=clock, tokens=Tokens())
+    home = await bot.setup_community("g1", "Home")
+    ida = bot.person("ida")
+    bot.platform.join(ida, home)
+    bot.platform.down.add("mods")
+    reference = await report(bot, ida, home)
+    ratios: list[float] = []
+    for attempt in range(1, outbox.max_attempts):
+        await bot.deliver()
+        item = await store.get_outbox_item(f"alert:{reference}")
+        assert item is not None and item.attempts == attempt and not item.parked
+        delay = item.next_try - clock.now
+        nominal = min(outbox.max_delay, outbox.base_delay * 2 ** (attempt - 1))
+        assert 0.5 * nominal <= delay <= nominal, (attempt, delay, nominal)
+        ratios.append(delay / nominal)
+        clock.advance(delay)
+    # The factor is random: nine draws all at one value (or all near the top) means no jitter.
+    assert len({round(r, 9) for r in ratios}) > 1 and min(ratios) < 0.9, ratios
+    await store.close()
+
+
+async def test_a_permanent_failure_is_parked_at_the_first_try(
+    bot: MemoryBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    home = await bot.setup_community("g1", "Home")
+    jay = bot.person("jay")
+    bot.platform.join(jay, home)
+    bot.platform.forbidden.add("mods")
+    reference = await report(bot, jay, home)
+    assert await bot.deliver() == 0
+    item = await bot.service.store.get_outbox_item(f"alert:{reference}")
+    assert item is not None and item.parked and item.attempts == 1, item
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(reference in m and "parked after 1 tries" in m for m in errors), errors
 
 
 async def test_retries_stop_after_max_attempts(bot: MemoryBot, clock: Clock) -> None:
