@@ -44,6 +44,34 @@ async def report(bot: MemoryBot, person: PersonId, community: Community) -> str:
     return text[start : start + 6]
 
 
+async def test_control_characters_never_reach_the_report_or_the_alert(bot: MemoryBot) -> None:
+    """A terminal escape, a bell, NUL, DEL, a C1 control and a lone surrogate in what the
+    person types are taken out before the report is stored and the alert is sent; the words
+    around them stay."""
+    home = await bot.setup_community("g1", "Home")
+    lee = bot.person("lee")
+    bot.platform.join(lee, home)
+    await bot.say(lee, "hi")
+    await bot.press(lee, "report", "menu")
+    await bot.press(lee, "report.go", "report.start")
+    await bot.press(lee, "community.0", "report.community")
+    await bot.press(lee, "cat.threats", "report.category")
+    await bot.say(lee, "bad\x1b[2Jguy\x07")
+    await bot.say(lee, "pay\x00 or\x7f else\x85 \ud800now")
+    await bot.press(lee, "skip", "report.evidence")
+    await bot.press(lee, "identity.share", "report.identity")
+    receipt = (await bot.press(lee, "report.confirm", "report.review"))[-1].text
+    reference = receipt[receipt.index("R-") :][:6]
+    stored = await bot.service.store.get_report(reference)
+    assert stored is not None
+    assert (stored.offender, stored.details) == ("bad[2Jguy", "pay or else \ufffdnow"), stored
+    await bot.deliver()
+    [alert] = [a for a in bot.platform.alerts() if a.reference == reference]
+    shown = " ".join(str(f.value) for f in alert.fields)
+    assert "pay or else \ufffdnow" in shown and "bad[2Jguy" in shown, shown
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in shown), ascii(shown)
+
+
 async def test_full_report_reaches_moderators_and_ack_reaches_reporter(bot: MemoryBot) -> None:
     home = await bot.setup_community("g1", "Home")
     alice = bot.person("alice")

@@ -211,6 +211,33 @@ async def test_data_survives_restart(db_path: Path) -> None:
         await store.close()
 
 
+async def test_lone_surrogates_from_platforms_are_stored(db_path: Path) -> None:
+    """Ids, names and moderator handles come from platforms and can hold lone surrogates,
+    which SQLite refuses. Every kind of row is written with them, read back with U+FFFD."""
+    odd = "\ud83d"  # half of an emoji: what a bad JSON decoder lets through
+    person, community = PersonId("discord", f"7{odd}"), CommunityId("discord", f"9{odd}")
+    name = f"Gamers {odd}"
+    stored = replace(report(), reporter=person, community=community, community_name=name)
+    acked = replace(stored, status=ReportStatus.ACKNOWLEDGED, handled_by=f"mod {odd}")
+    entry = AuditEntry(at=1.0, actor=f"mod {odd}", action="ack", reference="R-1")
+    store = await SqliteStore.open(str(db_path))
+    try:
+        await store.save_session(Session(person, "start", "en", "US", 1.0))
+        await store.add_report(stored, [status_item(f"s:{odd}")])
+        await store.update_report(acked, [], entry)
+        await store.put_community(CommunityConfig(community, name, f"chan{odd}"))
+        back = await store.get_report("R-1")
+        assert back is not None and back.handled_by == "mod \ufffd", back
+        assert back.community_name == "Gamers \ufffd" and back.reporter is not None
+        assert back.reporter.id == "7\ufffd"
+        assert await store.get_outbox_item("s:\ufffd") is not None
+        assert [e.actor for e in await store.audit_log()] == ["mod \ufffd"]
+        assert await store.load_session(PersonId("discord", "7\ufffd")) is not None
+        assert await store.forget_person(PersonId("discord", f"7{odd}")) == 1
+    finally:
+        await store.close()
+
+
 async def test_closed_store_refuses_work(db_path: Path) -> None:
     store = await SqliteStore.open(str(db_path))
     await store.close()
