@@ -18,6 +18,7 @@ from safebot.model import Community, OutboxKind, PersonId, ReportStatus
 from safebot.service import SafeBot
 from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store
+from safebot.store.memory import MemoryStore
 from safebot.store.sqlite import SqliteStore
 
 
@@ -475,6 +476,32 @@ async def test_message_rate_limit_is_kind_and_quiet(bot: MemoryBot, clock: Clock
     assert await bot.say(other, "menu")  # others are not affected
     clock.advance(61)
     assert await bot.say(rex, "menu")
+
+
+class CountingStore(MemoryStore):
+    """The memory store, counting the rate-limit counter's database round trips."""
+
+    counted = 0
+
+    async def count_hit(self, key: str, window: float, now: float) -> int:
+        self.counted += 1
+        return await super().count_hit(key, window, now)
+
+
+async def test_a_flood_is_dropped_without_database_work(
+    engine: Engine, settings: Settings, clock: Clock
+) -> None:
+    """Past the limit, this process's own window drops a message before the store is asked,
+    so 500 messages in a minute cost the store no more than the limit's worth of counting."""
+    store = CountingStore()
+    bot = MemoryBot(engine, store, settings, clock=clock, tokens=Tokens())
+    flooder = bot.person("flood")
+    limit = settings.limits.messages_per_minute
+    for _ in range(500):
+        await bot.say(flooder, "menu")
+    assert limit <= store.counted <= limit + 1, store.counted
+    clock.advance(61)
+    assert await bot.say(flooder, "menu")  # the next minute is answered again
 
 
 async def test_report_rate_limit(bot: MemoryBot, clock: Clock) -> None:
