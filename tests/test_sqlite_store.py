@@ -264,6 +264,19 @@ async def test_files_are_private(store: SqliteStore, db_path: Path) -> None:
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+async def test_loose_sidecars_are_tightened(store: SqliteStore, db_path: Path) -> None:
+    """-wal and -shm files another process left readable by others are made 0600 when the
+    store opens, so the report text in the WAL is not readable by other users."""
+    await store.add_report(report(), [])  # the first store keeps -wal and -shm open
+    for suffix in ("-wal", "-shm"):
+        os.chmod(sidecar(db_path, suffix), 0o644)
+    second = await SqliteStore.open(str(db_path))
+    await second.close()
+    assert mode(sidecar(db_path, "-wal")) == 0o600
+    assert mode(sidecar(db_path, "-shm")) == 0o600
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
 async def test_existing_file_mode_is_kept(db_path: Path) -> None:
     db_path.parent.mkdir()
     os.close(os.open(db_path, os.O_CREAT | os.O_WRONLY, 0o600))
