@@ -30,6 +30,7 @@ from test_matrix_adapter import (
     synapse,
     walk_report,
 )
+from test_service import report
 
 from adapters.console import ConsolePlatform, run_console
 from adapters.memory import MemoryBot, MemoryPlatform
@@ -128,17 +129,7 @@ async def test_a_failed_delivery_logs_no_report_text(
     home = await bot.setup_community("g1", "Home")
     kim = bot.person("kim")
     port.join(kim, home)
-    await bot.say(kim, "hi")
-    await bot.press(kim, "report", "menu")
-    await bot.press(kim, "report.go", "report.start")
-    await bot.press(kim, "community.0", "report.community")
-    await bot.press(kim, "cat.money", "report.category")
-    await bot.say(kim, OFFENDER)
-    await bot.say(kim, DETAILS)
-    await bot.press(kim, "skip", "report.evidence")
-    await bot.press(kim, "identity.share", "report.identity")
-    receipt = (await bot.press(kim, "report.confirm", "report.review"))[-1].text
-    reference = receipt[receipt.index("R-") :][:6]
+    reference = await report(bot, kim, home, offender=OFFENDER, details=DETAILS)
     for _ in range(settings.outbox.max_attempts):
         await bot.deliver()
         clock.advance(3600)

@@ -26,7 +26,13 @@ def choice_ids(messages: tuple[Message, ...]) -> list[str]:
     return [c.id for m in messages for c in m.choices]
 
 
-async def report(bot: MemoryBot, person: PersonId, community: Community) -> str:
+async def report(
+    bot: MemoryBot,
+    person: PersonId,
+    community: Community,
+    offender: str = "someone#1234",
+    details: str = "They say they will post my photos unless I pay",
+) -> str:
     """Walk one person through a report and confirm it; returns the receipt's reference."""
     await bot.say(person, "hi")
     await bot.press(person, "report", "menu")
@@ -35,8 +41,8 @@ async def report(bot: MemoryBot, person: PersonId, community: Community) -> str:
     index = names.index(community.name)
     await bot.press(person, f"community.{index}", "report.community")
     await bot.press(person, "cat.threats", "report.category")
-    await bot.say(person, "someone#1234")
-    await bot.say(person, "They say they will post my photos unless I pay")
+    await bot.say(person, offender)
+    await bot.say(person, details)
     await bot.press(person, "skip", "report.evidence")
     await bot.press(person, "identity.share", "report.identity")
     receipt = await bot.press(person, "report.confirm", "report.review")
@@ -52,17 +58,9 @@ async def test_control_characters_never_reach_the_report_or_the_alert(bot: Memor
     home = await bot.setup_community("g1", "Home")
     lee = bot.person("lee")
     bot.platform.join(lee, home)
-    await bot.say(lee, "hi")
-    await bot.press(lee, "report", "menu")
-    await bot.press(lee, "report.go", "report.start")
-    await bot.press(lee, "community.0", "report.community")
-    await bot.press(lee, "cat.threats", "report.category")
-    await bot.say(lee, "bad\x1b[2Jguy\x07")
-    await bot.say(lee, "pay\x00 or\x7f else\x85 \ud800now")
-    await bot.press(lee, "skip", "report.evidence")
-    await bot.press(lee, "identity.share", "report.identity")
-    receipt = (await bot.press(lee, "report.confirm", "report.review"))[-1].text
-    reference = receipt[receipt.index("R-") :][:6]
+    reference = await report(
+        bot, lee, home, offender="bad\x1b[2Jguy\x07", details="pay\x00 or\x7f else\x85 \ud800now"
+    )
     stored = await bot.service.store.get_report(reference)
     assert stored is not None
     assert (stored.offender, stored.details) == ("bad[2Jguy", "pay or else \ufffdnow"), stored

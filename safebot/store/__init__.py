@@ -33,7 +33,7 @@ class StoreUnavailable(Exception):
     was opened and why it failed, without the password of a PostgreSQL URL."""
 
 
-def describe(database: str) -> str:
+def _describe(database: str) -> str:
     """``database`` as it can be shown: a SQLite path, or a PostgreSQL URL without user and
     password."""
     if not database.startswith(_POSTGRES):
@@ -66,7 +66,7 @@ async def open_store(database: str) -> Store:
         password = urlsplit(database).password if database.startswith(_POSTGRES) else None
         if password:
             reason = reason.replace(password, "***")
-        raise StoreUnavailable(f"cannot open the database {describe(database)}: {reason}") from exc
+        raise StoreUnavailable(f"cannot open the database {_describe(database)}: {reason}") from exc
 
 
 async def _open(database: str) -> Store:

@@ -434,8 +434,9 @@ def _create_private_file(path: Path) -> None:
 
 
 def _tighten_sidecars(path: Path) -> None:
-    """Called once SQLite accepted the file, so a file that is not a database gets one clear
-    error and no advice about its permissions."""
+    """Once SQLite accepted the file: warn if others can read it, and make -wal and -shm
+    owner-only. (Not earlier, so a file that is not a database gets one clear error and no
+    advice about its permissions.)"""
     if path.stat().st_mode & 0o077:
         log.warning("database %s is accessible by other users; chmod 600 it", path)
     for suffix in ("-wal", "-shm"):
