@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import logging
 import os
 import sys
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from safebot.content import Content, ContentError
 from safebot.flows import load_flow
 from safebot.settings import Settings, SettingsError, load_settings
+from safebot.store import StoreUnavailable
 
 __all__ = ["main"]
 
@@ -78,9 +80,23 @@ async def _console(settings: Settings, locale: str | None) -> None:
     try:
         platform = ConsolePlatform(settings, engine.content, sys.stdout)
         bot = SafeBot(engine=engine, store=store, port=platform, settings=settings)
-        await run_console(bot, engine.content, locale, sys.stdin, sys.stdout)
+        await run_console(bot, engine.content, locale, _console_stdin(), sys.stdout)
     finally:
         await store.close()
+
+
+def _console_stdin() -> io.TextIOWrapper:
+    """Standard input as UTF-8, whatever the locale says, with bytes that are not UTF-8
+    replaced (U+FFFD) instead of raising. Standard output keeps its encoding but replaces what
+    it cannot show, so a strict locale (``LC_ALL=C`` with ``PYTHONUTF8=0``) never crashes."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="replace")
+    return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+
+
+def _unavailable(command: str, exc: StoreUnavailable) -> int:
+    print(f"{command}: {exc}", file=sys.stderr)
+    return 2
 
 
 def _shard_range(text: str | None, count: int | None) -> list[int] | None:
@@ -110,6 +126,8 @@ def _run_discord(settings: Settings, shards: str | None, shard_count: int | None
 
     try:
         asyncio.run(run_discord(settings, token, shard_ids=shard_ids, shard_count=shard_count))
+    except StoreUnavailable as exc:
+        return _unavailable("safebot run discord", exc)
     except KeyboardInterrupt:
         return 130
     return 0
@@ -138,6 +156,8 @@ def _run_matrix(settings: Settings) -> int:
     except MatrixLoginError as exc:
         print(f"safebot run matrix: {exc}", file=sys.stderr)
         return 1
+    except StoreUnavailable as exc:
+        return _unavailable("safebot run matrix", exc)
     except KeyboardInterrupt:
         return 130
     return 0
@@ -161,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _logging(settings, quiet=True)
     try:
         asyncio.run(_console(settings, args.lang))
+    except StoreUnavailable as exc:
+        return _unavailable("safebot console", exc)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly

@@ -13,7 +13,9 @@ __all__ = ["DeliveryError", "MembershipCheck", "PlatformPort"]
 
 
 class DeliveryError(Exception):
-    """A delivery did not happen. ``permanent`` parks the item at once (it can never work)."""
+    """A delivery did not happen. ``permanent`` parks the item at once (it can never work).
+    ``reason`` is logged and shown to moderators in the backlog: it says what failed (a status,
+    a missing permission), never what the message said."""
 
     def __init__(self, reason: str, *, permanent: bool = False) -> None:
         super().__init__(reason)

@@ -4,8 +4,10 @@ Run as ``python tests/crash_worker.py MODE DIR ...`` with the repository root on
 It builds the real service (``build_engine`` + ``SafeBot`` + ``SqliteStore`` on
 ``DIR/safebot.db``) with a platform port of its own whose moderator destination is durable:
 ``DIR/alerts.jsonl``, one line per delivery attempt carrying the idempotency key, flushed and
-fsynced before ``send_alert`` returns. What moderators *see* is the set of distinct keys in
-that file (a real platform deduplicates by key: a Discord nonce, a Matrix transaction id).
+fsynced before ``send_alert`` returns. The port deduplicates nothing: every send is a line,
+so the test sees each repeat and checks that a kill explains it. (Hiding a repeat from
+moderators is the adapters' job: a Discord nonce and history check, a Matrix transaction id;
+their own tests check it over the wire.)
 
 The person's side is logged the same way (one fsynced JSON record per line, by person):
 

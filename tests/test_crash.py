@@ -3,8 +3,10 @@
 After every restart, and after a final clean run that drains the outbox:
 
 * every report whose receipt the person saw reached the moderators, under exactly one
-  idempotency key (``alert:<reference>``; redelivering the same key is fine, a platform
-  deduplicates it);
+  idempotency key (``alert:<reference>``);
+* the worker's port records every send, so a repeat is visible: an alert went out again only
+  after a kill between its send and its mark (the adapters hide such a repeat from
+  moderators; that is tested over the wire in their own tests, not assumed here);
 * no report the person never confirmed was alerted, and no person got two reports;
 * every stored report was alerted, and every alert is a stored report.
 
@@ -105,14 +107,15 @@ def wait_dead(pid: int, proc: subprocess.Popen[bytes] | None, timeout: float = 1
         time.sleep(0.001)
 
 
-def read_phases(path: Path, run: str) -> tuple[str, str]:
-    """(conversation phase, outbox phase) the killed worker was in; "start-up" before it wrote."""
+def read_phases(path: Path, run: str) -> tuple[str, str, str]:
+    """(conversation phase, outbox phase, what the outbox phase names) the killed worker was
+    in; "start-up" before it wrote."""
     data = path.read_bytes().decode("ascii", "replace") if path.exists() else ""
     out = []
     for slot in (0, 1):
         words = data[slot * PHASE_WIDTH : (slot + 1) * PHASE_WIDTH].split()
-        out.append(words[1] if len(words) >= 2 and words[0] == run else "start-up")
-    return out[0], out[1]
+        out.append(words[1:] if len(words) >= 2 and words[0] == run else ["start-up"])
+    return out[0][0], out[1][0], " ".join(out[1][1:])
 
 
 def read_pairs(path: Path) -> dict[str, str]:
@@ -131,6 +134,9 @@ class Kills:
     early: int = 0
     conversation: collections.Counter[str] = field(default_factory=collections.Counter)
     outbox: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Per reference: kills that landed while its alert was being sent or had been sent but not
+    # yet marked delivered. Only such a kill may make the same alert go out again.
+    mid_send: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 def drive(directory: Path, rng: random.Random, wanted: int, budget: float) -> Kills:
@@ -186,9 +192,11 @@ def drive(directory: Path, rng: random.Random, wanted: int, budget: float) -> Ki
             if proc is not None:
                 assert proc.returncode == -signal.SIGKILL, proc.returncode
             kills.count += 1
-            conversation, outbox = read_phases(directory / "phase", run)
+            conversation, outbox, subject = read_phases(directory / "phase", run)
             kills.conversation[conversation] += 1
             kills.outbox[outbox] += 1
+            if outbox in ("sending", "sent"):
+                kills.mid_send[subject] += 1
     finally:
         if pid and alive(pid):  # the test itself failed: leave no worker behind
             os.kill(pid, signal.SIGKILL)
@@ -284,8 +292,18 @@ def check(directory: Path, seed: int, wanted: int, budget: float) -> None:
         assert alerted == {reference}, f"{reporter}: stored {reference}, alerted {alerted}"
     assert all(delivered is not None and not parked for _, delivered, parked in outbox), outbox
 
-    # The kills landed everywhere, not only at start-up.
+    # The port records every send and deduplicates nothing (the platforms' de-duplication of a
+    # repeated key is tested in the adapters' own tests), so a repeat is visible here: an alert
+    # may go out again only after a kill between its send and its mark, once per such kill.
     per_key = collections.Counter(a["key"] for a in alerts)
+    for key, sends in per_key.items():
+        reference = key.removeprefix("alert:")
+        assert sends - 1 <= kills.mid_send[reference], (
+            f"{key} was sent {sends} times; kills between its send and its mark: "
+            f"{kills.mid_send[reference]}"
+        )
+
+    # The kills landed everywhere, not only at start-up.
     redelivered = sum(1 for n in per_key.values() if n > 1)
     unanswered = set(confirms) - set(receipts)
     stored_unanswered = {p for p in unanswered if p in references_by_person}

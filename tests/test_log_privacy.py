@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import Clock, Tokens
 from fakediscord import BAN_MEMBERS, MODERATE_MEMBERS, FakeDiscord
 from test_discord_adapter import World, dm, make_adapter, report_by_dm, running, setup_server
 from test_matrix_adapter import (
@@ -29,9 +30,13 @@ from test_matrix_adapter import (
     synapse,
     walk_report,
 )
+from test_service import report
 
 from adapters.console import ConsolePlatform, run_console
+from adapters.memory import MemoryBot, MemoryPlatform
 from safebot.conversation import Engine
+from safebot.model import CommunityConfig
+from safebot.moderation import Alert
 from safebot.service import SafeBot
 from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store
@@ -95,6 +100,46 @@ async def store_for_matrix(tmp_path: Path) -> AsyncIterator[Store]:
 def debug_everywhere(caplog: pytest.LogCaptureFixture) -> None:
     for name in LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name or None)
+
+
+class CarelessPort(MemoryPlatform):
+    """A platform whose failures quote the alert, as a careless library's exception might.
+    (A DeliveryError's reason is written by the adapter and carries no content: ports.py.)"""
+
+    tries = 0
+
+    async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
+        self.tries += 1
+        text = " | ".join(str(f.value) for f in alert.fields)
+        if self.tries % 2:
+            raise RuntimeError(f"could not post {text}")
+        raise UnicodeEncodeError("ascii", text, 0, 1, f"cannot encode {alert.offender}")
+
+
+async def test_a_failed_delivery_logs_no_report_text(
+    engine: Engine, settings: Settings, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever an exception from the platform says, the outbox logs the item key and the
+    kind of failure, never the message: tried until parked, every logger at DEBUG."""
+    debug_everywhere(caplog)
+    store = await open_store("memory")
+    bot = MemoryBot(engine, store, settings, clock=clock, tokens=Tokens())
+    bot.platform = port = CarelessPort()
+    bot.service = SafeBot(engine=engine, store=store, port=port, settings=settings, clock=clock)
+    home = await bot.setup_community("g1", "Home")
+    kim = bot.person("kim")
+    port.join(kim, home)
+    reference = await report(bot, kim, home, offender=OFFENDER, details=DETAILS)
+    for _ in range(settings.outbox.max_attempts):
+        await bot.deliver()
+        clock.advance(3600)
+    await store.close()
+    failures = [r for r in caplog.records if "alert:" in r.getMessage()]
+    assert any(r.levelno == logging.ERROR for r in failures), "the alert was never parked"
+    assert len(failures) == settings.outbox.max_attempts, [r.getMessage() for r in failures]
+    assert all(f"alert:{reference}" in r.getMessage() for r in failures)
+    assert port.tries == settings.outbox.max_attempts
+    assert leaks(caplog.records, MARKERS) == []
 
 
 def test_console_command_logs_nothing_private(tmp_path: Path) -> None:

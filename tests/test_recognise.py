@@ -15,7 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safebot.recognise import INTENTS, Recogniser, Recognition, normalize
+from safebot.recognise import (
+    _RAW_MAX_CHARS,
+    CRISIS_MAX_CHARS,
+    INTENTS,
+    Recogniser,
+    Recognition,
+    normalize,
+)
 
 CONTENT = Path(__file__).parents[1] / "content"
 LOCALES = ["en", "es"]
@@ -632,3 +639,16 @@ def test_typical_message_is_fast(rec: Recogniser) -> None:
     per_call = (time.perf_counter() - start) / (rounds * len(texts))
     # Well under 50 microseconds on a developer machine; generous here for slow CI runners.
     assert per_call < 500e-6, f"{per_call * 1e6:.1f} µs per call"
+
+
+def test_only_a_bounded_prefix_is_examined(rec: Recogniser) -> None:
+    """The work per message is bounded: intents are read in the first ``MAX_CHARS`` of the
+    normalized text, crisis language up to ``CRISIS_MAX_CHARS``, and normalization itself sees
+    at most the first ``_RAW_MAX_CHARS`` characters. Zero-width spaces vanish in normalization,
+    so a phrase after many of them shows which raw characters were looked at."""
+    filler = "hello there. " * (CRISIS_MAX_CHARS // 10)
+    assert rec.recognise(filler[: CRISIS_MAX_CHARS - 100] + " i want to die").crisis
+    assert not rec.recognise(filler[: CRISIS_MAX_CHARS + 100] + " i want to die").crisis
+    hidden = "\u200b" * _RAW_MAX_CHARS
+    assert rec.recognise(hidden[:-100] + "i want to die").crisis
+    assert not rec.recognise(hidden + "i want to die").crisis

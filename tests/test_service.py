@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ from safebot.events import ChoiceSelected, TextReceived
 from safebot.messages import Message
 from safebot.model import Community, OutboxKind, PersonId, ReportStatus
 from safebot.service import SafeBot
-from safebot.settings import Settings
+from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store
+from safebot.store.memory import MemoryStore
 from safebot.store.sqlite import SqliteStore
 
 
@@ -24,7 +26,13 @@ def choice_ids(messages: tuple[Message, ...]) -> list[str]:
     return [c.id for m in messages for c in m.choices]
 
 
-async def report(bot: MemoryBot, person: PersonId, community: Community) -> str:
+async def report(
+    bot: MemoryBot,
+    person: PersonId,
+    community: Community,
+    offender: str = "someone#1234",
+    details: str = "They say they will post my photos unless I pay",
+) -> str:
     """Walk one person through a report and confirm it; returns the receipt's reference."""
     await bot.say(person, "hi")
     await bot.press(person, "report", "menu")
@@ -33,14 +41,34 @@ async def report(bot: MemoryBot, person: PersonId, community: Community) -> str:
     index = names.index(community.name)
     await bot.press(person, f"community.{index}", "report.community")
     await bot.press(person, "cat.threats", "report.category")
-    await bot.say(person, "someone#1234")
-    await bot.say(person, "They say they will post my photos unless I pay")
+    await bot.say(person, offender)
+    await bot.say(person, details)
     await bot.press(person, "skip", "report.evidence")
     await bot.press(person, "identity.share", "report.identity")
     receipt = await bot.press(person, "report.confirm", "report.review")
     text = receipt[-1].text
     start = text.index("R-")
     return text[start : start + 6]
+
+
+async def test_control_characters_never_reach_the_report_or_the_alert(bot: MemoryBot) -> None:
+    """A terminal escape, a bell, NUL, DEL, a C1 control and a lone surrogate in what the
+    person types are taken out before the report is stored and the alert is sent; the words
+    around them stay."""
+    home = await bot.setup_community("g1", "Home")
+    lee = bot.person("lee")
+    bot.platform.join(lee, home)
+    reference = await report(
+        bot, lee, home, offender="bad\x1b[2Jguy\x07", details="pay\x00 or\x7f else\x85 \ud800now"
+    )
+    stored = await bot.service.store.get_report(reference)
+    assert stored is not None
+    assert (stored.offender, stored.details) == ("bad[2Jguy", "pay or else \ufffdnow"), stored
+    await bot.deliver()
+    [alert] = [a for a in bot.platform.alerts() if a.reference == reference]
+    shown = " ".join(str(f.value) for f in alert.fields)
+    assert "pay or else \ufffdnow" in shown and "bad[2Jguy" in shown, shown
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in shown), ascii(shown)
 
 
 async def test_full_report_reaches_moderators_and_ack_reaches_reporter(bot: MemoryBot) -> None:
@@ -185,6 +213,49 @@ async def test_poison_alert_is_parked_and_does_not_block_others(
     assert (await bot.service.store.backlog(bad.id)).parked == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(ref_bad in m and "parked" in m for m in errors), errors
+
+
+async def test_retry_delays_double_are_capped_and_jittered(
+    engine: Engine, settings: Settings, clock: Clock
+) -> None:
+    """Each failed try waits ``base_delay * 2^(n-1)``, at most ``max_delay``, times a random
+    factor in [0.5, 1]. Retried exactly when due, nine times, so the doubling reaches the cap."""
+    outbox = OutboxSettings(max_attempts=10, base_delay=1.0, max_delay=20.0, lease=30.0)
+    store = await open_store("memory")
+    bot = MemoryBot(engine, store, replace(settings, outbox=outbox), clock=clock, tokens=Tokens())
+    home = await bot.setup_community("g1", "Home")
+    ida = bot.person("ida")
+    bot.platform.join(ida, home)
+    bot.platform.down.add("mods")
+    reference = await report(bot, ida, home)
+    ratios: list[float] = []
+    for attempt in range(1, outbox.max_attempts):
+        await bot.deliver()
+        item = await store.get_outbox_item(f"alert:{reference}")
+        assert item is not None and item.attempts == attempt and not item.parked
+        delay = item.next_try - clock.now
+        nominal = min(outbox.max_delay, outbox.base_delay * 2 ** (attempt - 1))
+        assert 0.5 * nominal <= delay <= nominal, (attempt, delay, nominal)
+        ratios.append(delay / nominal)
+        clock.advance(delay)
+    # The factor is random: nine draws all at one value (or all near the top) means no jitter.
+    assert len({round(r, 9) for r in ratios}) > 1 and min(ratios) < 0.9, ratios
+    await store.close()
+
+
+async def test_a_permanent_failure_is_parked_at_the_first_try(
+    bot: MemoryBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    home = await bot.setup_community("g1", "Home")
+    jay = bot.person("jay")
+    bot.platform.join(jay, home)
+    bot.platform.forbidden.add("mods")
+    reference = await report(bot, jay, home)
+    assert await bot.deliver() == 0
+    item = await bot.service.store.get_outbox_item(f"alert:{reference}")
+    assert item is not None and item.parked and item.attempts == 1, item
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(reference in m and "parked after 1 tries" in m for m in errors), errors
 
 
 async def test_retries_stop_after_max_attempts(bot: MemoryBot, clock: Clock) -> None:
@@ -403,6 +474,32 @@ async def test_message_rate_limit_is_kind_and_quiet(bot: MemoryBot, clock: Clock
     assert await bot.say(other, "menu")  # others are not affected
     clock.advance(61)
     assert await bot.say(rex, "menu")
+
+
+class CountingStore(MemoryStore):
+    """The memory store, counting the rate-limit counter's database round trips."""
+
+    counted = 0
+
+    async def count_hit(self, key: str, window: float, now: float) -> int:
+        self.counted += 1
+        return await super().count_hit(key, window, now)
+
+
+async def test_a_flood_is_dropped_without_database_work(
+    engine: Engine, settings: Settings, clock: Clock
+) -> None:
+    """Past the limit, this process's own window drops a message before the store is asked,
+    so 500 messages in a minute cost the store no more than the limit's worth of counting."""
+    store = CountingStore()
+    bot = MemoryBot(engine, store, settings, clock=clock, tokens=Tokens())
+    flooder = bot.person("flood")
+    limit = settings.limits.messages_per_minute
+    for _ in range(500):
+        await bot.say(flooder, "menu")
+    assert limit <= store.counted <= limit + 1, store.counted
+    clock.advance(61)
+    assert await bot.say(flooder, "menu")  # the next minute is answered again
 
 
 async def test_report_rate_limit(bot: MemoryBot, clock: Clock) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import replace
 from pathlib import Path
 
 import aiosqlite
@@ -210,6 +211,33 @@ async def test_data_survives_restart(db_path: Path) -> None:
         await store.close()
 
 
+async def test_lone_surrogates_from_platforms_are_stored(db_path: Path) -> None:
+    """Ids, names and moderator handles come from platforms and can hold lone surrogates,
+    which SQLite refuses. Every kind of row is written with them, read back with U+FFFD."""
+    odd = "\ud83d"  # half of an emoji: what a bad JSON decoder lets through
+    person, community = PersonId("discord", f"7{odd}"), CommunityId("discord", f"9{odd}")
+    name = f"Gamers {odd}"
+    stored = replace(report(), reporter=person, community=community, community_name=name)
+    acked = replace(stored, status=ReportStatus.ACKNOWLEDGED, handled_by=f"mod {odd}")
+    entry = AuditEntry(at=1.0, actor=f"mod {odd}", action="ack", reference="R-1")
+    store = await SqliteStore.open(str(db_path))
+    try:
+        await store.save_session(Session(person, "start", "en", "US", 1.0))
+        await store.add_report(stored, [status_item(f"s:{odd}")])
+        await store.update_report(acked, [], entry)
+        await store.put_community(CommunityConfig(community, name, f"chan{odd}"))
+        back = await store.get_report("R-1")
+        assert back is not None and back.handled_by == "mod \ufffd", back
+        assert back.community_name == "Gamers \ufffd" and back.reporter is not None
+        assert back.reporter.id == "7\ufffd"
+        assert await store.get_outbox_item("s:\ufffd") is not None
+        assert [e.actor for e in await store.audit_log()] == ["mod \ufffd"]
+        assert await store.load_session(PersonId("discord", "7\ufffd")) is not None
+        assert await store.forget_person(PersonId("discord", f"7{odd}")) == 1
+    finally:
+        await store.close()
+
+
 async def test_closed_store_refuses_work(db_path: Path) -> None:
     store = await SqliteStore.open(str(db_path))
     await store.close()
@@ -231,6 +259,19 @@ async def test_in_memory_database(tmp_path: Path) -> None:
 async def test_files_are_private(store: SqliteStore, db_path: Path) -> None:
     await store.add_report(report(), [])  # make sure -wal and -shm exist
     assert mode(db_path) == 0o600
+    assert mode(sidecar(db_path, "-wal")) == 0o600
+    assert mode(sidecar(db_path, "-shm")) == 0o600
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+async def test_loose_sidecars_are_tightened(store: SqliteStore, db_path: Path) -> None:
+    """-wal and -shm files another process left readable by others are made 0600 when the
+    store opens, so the report text in the WAL is not readable by other users."""
+    await store.add_report(report(), [])  # the first store keeps -wal and -shm open
+    for suffix in ("-wal", "-shm"):
+        os.chmod(sidecar(db_path, suffix), 0o644)
+    second = await SqliteStore.open(str(db_path))
+    await second.close()
     assert mode(sidecar(db_path, "-wal")) == 0o600
     assert mode(sidecar(db_path, "-shm")) == 0o600
 
@@ -258,6 +299,46 @@ async def test_pragmas(store: SqliteStore) -> None:
     assert await pragma("foreign_keys") == 1
     assert await pragma("secure_delete") == 1
     assert await pragma("busy_timeout") == 5000
+
+
+async def test_what_someone_was_told_commits_with_fsync(store: SqliteStore) -> None:
+    """A report receipt, a moderator action, "forget me" and a community's configuration
+    commit under ``synchronous = FULL``; conversation state does not. The statements SQLite
+    actually ran are traced, and the level in force at each commit is worked out from them."""
+    conn = store._conn
+    assert conn is not None
+    statements: list[str] = []
+    await conn.raw.set_trace_callback(statements.append)
+
+    async def levels_at_commit(operation: Awaitable[object]) -> list[str]:
+        statements.clear()
+        await operation
+        level, levels = "NORMAL", []
+        for sql in statements:
+            words = sql.upper().replace("=", " ").split()
+            if words[:2] == ["PRAGMA", "SYNCHRONOUS"] and len(words) == 3:
+                level = words[2]
+            elif words[:1] in (["COMMIT"], ["INSERT"], ["UPDATE"], ["DELETE"]):
+                levels.append(level)
+        return levels
+
+    told = {
+        "receipt": store.add_report(report(), [status_item("s:1")]),
+        "moderator action": store.update_report(
+            replace(report(), status=ReportStatus.ACKNOWLEDGED),
+            [status_item("s:2")],
+            AuditEntry(at=2.0, actor="mod", action="ack", reference="R-1", community=GUILD),
+        ),
+        "community configuration": store.put_community(CommunityConfig(GUILD, "Gamers", "c")),
+        "forget me": store.forget_person(ALICE),
+    }
+    for what, operation in told.items():
+        levels = await levels_at_commit(operation)
+        assert levels and levels[-1] == "FULL", (what, statements)
+    session = Session(ALICE, "start", "en", "US", 1.0)
+    assert await levels_at_commit(store.save_session(session)) == ["NORMAL"], statements
+    assert await levels_at_commit(store.delete_session(ALICE)) == ["NORMAL"], statements
+    await conn.raw.set_trace_callback(None)
 
 
 # --- scrubbing -------------------------------------------------------------------------------

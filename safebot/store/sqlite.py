@@ -427,13 +427,18 @@ def _create_private_file(path: Path) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        if path.stat().st_mode & 0o077:
-            log.warning("database %s is accessible by other users; chmod 600 it", path)
+        if path.is_dir():
+            raise ValueError("it is a folder; give the path of a database file") from None
         return
     os.close(fd)
 
 
 def _tighten_sidecars(path: Path) -> None:
+    """Once SQLite accepted the file: warn if others can read it, and make -wal and -shm
+    owner-only. (Not earlier, so a file that is not a database gets one clear error and no
+    advice about its permissions.)"""
+    if path.stat().st_mode & 0o077:
+        log.warning("database %s is accessible by other users; chmod 600 it", path)
     for suffix in ("-wal", "-shm"):
         sidecar = path.with_name(path.name + suffix)
         with contextlib.suppress(FileNotFoundError):
