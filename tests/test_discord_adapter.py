@@ -25,6 +25,7 @@ from fakediscord._models import iter_components
 
 from adapters.discord import DiscordAdapter
 from safebot.conversation import Engine
+from safebot.model import PersonId
 from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store
 from safebot.store.base import Store
@@ -546,7 +547,8 @@ async def test_block_reporter_button(world: World, bot: DiscordAdapter) -> None:
     assert f"The person who sent {reference} can no longer report" in text
     assert str(world.alice.id) not in text and "alice" not in text
     [config] = await bot.store.list_communities("discord")
-    assert config.blocked == (f"discord:{world.alice.id}",)
+    alice_tag = await bot.bot.pseudonym(PersonId("discord", str(world.alice.id)))
+    assert config.blocked == (alice_tag,)  # a pseudonym, never the id
     # Alice is no longer offered this server.
     first = await dm(world, world.alice, "menu")
     msg = await press(world, world.alice, first, "report")

@@ -13,6 +13,7 @@ import pytest
 
 from adapters.matrix import MatrixAdapter
 from safebot.conversation import Engine
+from safebot.model import PersonId
 from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store
 from safebot.store.base import Store
@@ -425,7 +426,7 @@ async def test_block_reporter_command(matrix: MatrixHarness, bot: Bot) -> None:
     done = await say(owner, mods, bot, f"!safebot block {reference}", "can no longer report")
     assert alice.user_id not in done.body
     [config] = await bot.store.list_communities("matrix")
-    assert config.blocked == (f"matrix:{alice.user_id}",)
+    assert config.blocked == (await bot.bot.pseudonym(PersonId("matrix", alice.user_id)),)
     await say(alice, dm, bot, "menu", "What would help right now")
     await say(alice, dm, bot, "tell the mods", "send a private alert")
     await say(alice, dm, bot, "1", "couldn't find a server or room")
