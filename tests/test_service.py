@@ -632,6 +632,7 @@ async def test_idle_conversations_and_drafts_expire(bot: MemoryBot, clock: Clock
     await bot.service.purge_expired()
     assert await bot.service.store.load_session(lea) is None
     assert await bot.service.store.load_session(max_) is not None
+    assert lea.key not in bot.service._sessions  # the process's cache lets it go too
     # Nor does the process keep it: Lea starts afresh, with no draft.
     await bot.say(lea, "hi")
     session = await bot.service.store.load_session(lea)

@@ -532,11 +532,12 @@ async def test_purge_sessions_deletes_idle_conversations_and_ended_windows(store
     await store.save_session(session(ALICE, updated_at=100.0, draft=Draft(details="what happened")))
     await store.save_session(session(BOB, updated_at=200.0))
     assert await store.count_hit("m:a", 60.0, 130.0) == 1  # window 120..180
-    assert await store.count_hit("m:a", 60.0, 190.0) == 1  # window 180..240
+    assert await store.count_hit("m:b", 3600.0, 140.0) == 1  # window 0..3600
     assert await store.purge_sessions(150.0, 200.0) == 1
     assert await store.load_session(ALICE) is None
     assert await store.load_session(BOB) is not None
-    assert await store.count_hit("m:a", 60.0, 195.0) == 2  # the open window is kept
+    assert await store.count_hit("m:b", 3600.0, 150.0) == 2  # the open window is kept
+    assert await store.count_hit("m:a", 60.0, 130.0) == 1  # the ended one was deleted
     assert await store.purge_sessions(150.0, 200.0) == 0
 
 
