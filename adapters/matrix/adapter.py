@@ -40,6 +40,7 @@ from nio import (
     RoomMessageMedia,
     RoomMessagesResponse,
     RoomMessageText,
+    RoomRedactResponse,
     RoomResolveAliasResponse,
     RoomSendResponse,
     StickerEvent,
@@ -93,6 +94,8 @@ MOD_COMMANDS = frozenset(
 # room ("block R-XXXX" stops the sender of that report from reporting again).
 _SHARED_COMMANDS = frozenset({"help", "block"})
 _HISTORY_SCAN = 50
+# How far back (pages of _HISTORY_SCAN events) "forget me" looks for alerts to redact.
+_REDACT_SCAN_PAGES = 20
 _SYNC_TIMEOUT_MS = 30_000
 
 
@@ -639,22 +642,35 @@ class MatrixAdapter:
         """The event id of an alert already in the moderator room (after a crash)."""
         if key in self._alert_events:
             return self._alert_events[key]
+        found = await self._alert_copies(room_id, key, pages=1)
+        if found:
+            self._alert_events[key] = found[0]
+        return found[0] if found else None
+
+    async def _alert_copies(self, room_id: str, key: str, pages: int) -> list[str]:
+        """Event ids of the bot's alerts carrying ``key`` in the latest ``pages`` pages of the
+        room's history, newest first. A redacted alert has no content left, so no key."""
         assert self.client is not None
-        response = await self.client.room_messages(room_id, limit=_HISTORY_SCAN)
-        if not isinstance(response, RoomMessagesResponse):
-            return None
-        for event in response.chunk:
-            if isinstance(event, MegolmEvent):
-                try:
-                    event = self.client.decrypt_event(event)
-                except EncryptionError:
+        found: list[str] = []
+        start: str | None = None
+        for _page in range(pages):
+            response = await self.client.room_messages(room_id, start, limit=_HISTORY_SCAN)
+            if not isinstance(response, RoomMessagesResponse):
+                break
+            for event in response.chunk:
+                if isinstance(event, MegolmEvent):
+                    try:
+                        event = self.client.decrypt_event(event)
+                    except EncryptionError:
+                        continue
+                if getattr(event, "sender", None) != self.user_id:
                     continue
-            if getattr(event, "sender", None) != self.user_id:
-                continue
-            if event.source.get("content", {}).get(ALERT_KEY) == key:
-                self._alert_events[key] = str(event.event_id)
-                return str(event.event_id)
-        return None
+                if event.source.get("content", {}).get(ALERT_KEY) == key:
+                    found.append(str(event.event_id))
+            if not response.chunk or not response.end:
+                break
+            start = response.end
+        return found
 
     async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
         if self.client is None or config.destination not in self.client.rooms:
@@ -671,8 +687,34 @@ class MatrixAdapter:
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         if self.client is None or config.destination not in self.client.rooms:
             raise DeliveryError("the bot is not in the moderator room")
+        if alert.remove_name:
+            await self._replace_alert(config, alert, key)
+            return
         root = await self._find_alert(config.destination, alert.key)
         await self._send(config.destination, status_content(alert, root), txn=_txn(key))
+
+    async def _replace_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
+        """Take a forgotten reporter's name off their alert. An ``m.replace`` edit would not:
+        the original event keeps its content, and clients show it ("edited", view source).
+        So the name-free alert is posted anew (pinging nobody, with the same alert key, so
+        later status lines thread under it) and then every earlier copy is redacted, which
+        makes the server drop its content. Repeatable: the new post reuses its transaction
+        id and copies already redacted carry no key."""
+        assert self.client is not None
+        room = config.destination
+        earlier = set(await self._alert_copies(room, alert.key, pages=_REDACT_SCAN_PAGES))
+        if alert.key in self._alert_events:
+            earlier.add(self._alert_events[alert.key])
+        hint = plain_text(
+            self.content.spans(config.locale, "matrix.mod.hint", reference=alert.reference)
+        )
+        content = alert_content(alert, [], hint, alert.key)
+        event_id = await self._send(room, content, txn=_txn(key))
+        self._alert_events[alert.key] = event_id
+        for old in sorted(earlier - {event_id}):
+            response = await self.client.room_redact(room, old, tx_id=_txn(f"{key}:{old}"))
+            if not isinstance(response, RoomRedactResponse):
+                raise DeliveryError("could not redact the old alert")
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         room_id = self._dm_rooms.get(person.id)
