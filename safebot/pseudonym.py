@@ -60,6 +60,6 @@ def pseudonymize_blocked(secret: str, blocked: tuple[str, ...]) -> tuple[str, ..
 def pseudonymize_counter(secret: str, key: str) -> str:
     """A rate counter key (``messages:<person key>``) with the person key as a pseudonym."""
     kind, _, rest = key.partition(":")
-    if not rest or is_pseudonym(rest):
-        return key
+    if ":" not in rest or is_pseudonym(rest):
+        return key  # not "<kind>:<platform>:<id>", or already converted
     return f"{kind}:{pseudonymize_key(secret, rest)}"
