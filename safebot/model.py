@@ -26,6 +26,7 @@ __all__ = [
     "Report",
     "ReportStatus",
     "Session",
+    "name_removal",
     "valid_utf8",
 ]
 
@@ -206,6 +207,9 @@ class Report:
     created_at: float
     updated_at: float
     handled_by: str | None = None
+    # The reporter's pseudonym (safebot.pseudonym). Kept after "forget me", so report limits
+    # and moderator blocks still apply to the person without naming them.
+    reporter_tag: str | None = None
 
     def evolve(self, **changes: Any) -> Report:
         return replace(self, **changes)
@@ -228,6 +232,23 @@ class OutboxItem:
     last_error: str | None = None
 
 
+REMOVE_NAME = "remove_name"  # payload["reason"] of the alert update queued by "forget me"
+
+
+def name_removal(reference: str, community: CommunityId, now: float) -> OutboxItem:
+    """The alert update that takes a forgotten reporter's name off a posted alert. One per
+    report, whatever happens: the key makes a repeated "forget me" queue it once."""
+    return OutboxItem(
+        key=f"forget:{reference}",
+        kind=OutboxKind.ALERT_UPDATE,
+        reference=reference,
+        community=community,
+        created_at=now,
+        next_try=now,
+        payload={"reason": REMOVE_NAME},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CommunityConfig:
     """Moderator settings of one community, written by the platform adapter's setup command."""
@@ -237,7 +258,7 @@ class CommunityConfig:
     destination: str  # moderator channel / room id, platform specific
     mention: str | None = None  # role id (Discord) or None
     locale: str = "en"
-    blocked: tuple[str, ...] = ()  # person keys refused from reporting here
+    blocked: tuple[str, ...] = ()  # pseudonyms of people refused from reporting here
     updated_at: float = 0.0
 
 

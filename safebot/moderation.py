@@ -64,6 +64,9 @@ class Alert:
     resolved: bool
     actions: tuple[Choice, ...]  # ack / claim / resolve with localized labels
     offender: str | None  # raw offender text: adapters may resolve it to a member id
+    # The reporter asked to be forgotten: every copy of this alert that showed their name
+    # must go (an edit alone is not enough where the platform keeps the old version).
+    remove_name: bool = False
 
     def as_message(self) -> Message:
         """A plain rendering for adapters without rich alerts (console, plain bodies)."""

@@ -40,6 +40,7 @@ from safebot.flows import Flow, load_flow
 from safebot.limits import SlidingWindow
 from safebot.messages import Message
 from safebot.model import (
+    REMOVE_NAME,
     AuditEntry,
     Community,
     CommunityConfig,
@@ -53,6 +54,7 @@ from safebot.model import (
 )
 from safebot.moderation import Action, apply_action, build_alert, status_message
 from safebot.ports import DeliveryError, MembershipCheck, PlatformPort
+from safebot.pseudonym import pseudonym
 from safebot.recognise import Recogniser
 from safebot.settings import Settings
 from safebot.store.base import DuplicateReference, Store, VersionConflict
@@ -113,13 +115,20 @@ class SafeBot:
         limits = settings.limits
         self._message_limit = SlidingWindow(limits.messages_per_minute, 60.0)
         self._told_to_slow_down = SlidingWindow(1, 60.0)
+        self._secret: str | None = None  # the store's pseudonym secret, read once
+
+    async def pseudonym(self, person: PersonId) -> str:
+        """The person's pseudonym: what limits and blocks are kept on (see safebot.pseudonym)."""
+        if self._secret is None:
+            self._secret = await self.store.pseudonym_secret()
+        return pseudonym(self._secret, person)
 
     # --- people ---------------------------------------------------------------------------
     async def handle(self, event: Event) -> tuple[Message, ...]:
         """Process one inbound event for one person; returns the private replies, in order."""
         key = event.person.key
         typed = isinstance(event, TextReceived | ChoiceSelected | CommandInvoked)
-        if typed and await self._flooding(key):
+        if typed and await self._flooding(event.person):
             # Too many messages. One kind word per minute; the rest get no answer (answering
             # would amplify the flood).
             if self._told_to_slow_down.hit(key, self.clock()):
@@ -137,14 +146,16 @@ class SafeBot:
             else:
                 self._locks[key] = (lock, users - 1)
 
-    async def _flooding(self, key: str) -> bool:
+    async def _flooding(self, person: PersonId) -> bool:
         """Over the per-minute message limit? This process's own count comes first and costs
         no database work, so a flood cannot slow anyone else down; the store's count makes
-        the limit hold across processes sharing the database."""
+        the limit hold across processes sharing the database. The store only ever sees the
+        pseudonym, so forgetting neither resets the count nor leaves the id in it."""
         now, limit = self.clock(), self.settings.limits.messages_per_minute
-        if not self._message_limit.hit(key, now):
+        if not self._message_limit.hit(person.key, now):
             return True
-        return await self.store.count_hit(f"messages:{key}", 60.0, now) > limit
+        tag = await self.pseudonym(person)
+        return await self.store.count_hit(f"messages:{tag}", 60.0, now) > limit
 
     def _slow_down(self, key: str) -> Message:
         cached = self._sessions.get(key)
@@ -199,8 +210,10 @@ class SafeBot:
                     pending.append(await self._submit(person, effect))
                     acted = True
                 elif isinstance(effect, ForgetPerson):
-                    await self.store.forget_person(person)
+                    # Also queues the edits that take the person's name off posted alerts.
+                    await self.store.forget_person(person, self.clock())
                     await self.store.audit(AuditEntry(self.clock(), "person", "forget"))
+                    self._outbox_wake.set()
                     acted = True
             session = outcome.session
         return tuple(replies), session, acted
@@ -221,10 +234,11 @@ class SafeBot:
         """Communities the person shares with the bot, that have moderators set up and that
         have not blocked the person from reporting."""
         shared = await self.port.shared_communities(person)
+        tag = await self.pseudonym(person)
         out: list[Community] = []
         for community in shared:
             config = await self.store.get_community(community.id)
-            if config is not None and person.key not in config.blocked:
+            if config is not None and tag not in config.blocked:
                 out.append(community)
         return tuple(out)
 
@@ -232,7 +246,7 @@ class SafeBot:
         """The check at submit: set up, not blocked, and a member now. A platform that can
         check one community asks only about this one (see MembershipCheck)."""
         config = await self.store.get_community(community)
-        if config is None or person.key in config.blocked:
+        if config is None or await self.pseudonym(person) in config.blocked:
             return False
         if isinstance(self.port, MembershipCheck):
             return await self.port.is_member(person, community)
@@ -244,10 +258,11 @@ class SafeBot:
         if not await self._may_report(person, draft.community):
             return ReportRefused(person, "report.not_allowed")
         now = self.clock()
-        recent = await self.store.reports_since(person, now - 3600.0)
+        tag = await self.pseudonym(person)
+        recent = await self.store.reports_since(tag, now - 3600.0)
         if recent >= self.settings.limits.reports_per_hour:
             existing = await self.store.get_report(effect.reference)
-            if existing is None or existing.reporter != person:  # (a repeat is not new)
+            if existing is None or existing.reporter_tag != tag:  # (a repeat is not new)
                 return ReportRefused(person, "limits.reports")
         reference = effect.reference
         for attempt in range(8):
@@ -265,6 +280,7 @@ class SafeBot:
                 status=ReportStatus.NEW,
                 created_at=now,
                 updated_at=now,
+                reporter_tag=tag,
             )
             alert = OutboxItem(
                 key=f"alert:{reference}",
@@ -278,12 +294,13 @@ class SafeBot:
                 await self.store.add_report(report, [alert])
             except DuplicateReference:
                 existing = await self.store.get_report(reference)
-                if existing is not None and existing.reporter == person:
+                if existing is not None and existing.reporter_tag == tag:
                     break  # the same confirmation, repeated after a crash: already stored
                 # Taken by someone else's report. The next candidate is derived, not random:
                 # a Confirm repeated after a crash walks the same candidates and finds the
-                # report it already stored instead of filing a second one.
-                seed = f"{effect.reference} {person.key} {attempt}"
+                # report it already stored instead of filing a second one. It is derived from
+                # the first reference only: a reference must never say who sent it.
+                seed = f"{effect.reference} {attempt}"
                 reference = reference_from_token(seed, length=4 + attempt // 2)
                 continue
             await self.store.audit(
@@ -340,9 +357,9 @@ class SafeBot:
         report = await self.store.get_report(reference)
         if config is None or report is None or report.community != community:
             return self._mod_reply(False, locale, "mod.unknown", reference, None)
-        if report.reporter is None:
+        if report.reporter_tag is None:  # forgotten before pseudonyms existed
             return self._mod_reply(False, locale, "mod.block.forgotten", reference, report)
-        key = report.reporter.key
+        key = report.reporter_tag
         blocked = tuple(k for k in config.blocked if k != key) + ((key,) if block else ())
         await self.store.put_community(replace(config, blocked=blocked, updated_at=self.clock()))
         action = "block-reporter" if block else "unblock-reporter"
@@ -389,6 +406,8 @@ class SafeBot:
         if config is None:
             raise DeliveryError("no moderator destination is configured")
         alert = build_alert(self.content, report, f"alert:{report.reference}", config.locale)
+        if item.payload.get("reason") == REMOVE_NAME:
+            alert = replace(alert, remove_name=True)
         if item.kind is OutboxKind.ALERT:
             await self.port.send_alert(config, alert)
         else:
@@ -425,10 +444,19 @@ class SafeBot:
             stopper.cancel()
 
     async def purge_expired(self) -> int:
-        cutoff = self.clock() - self.settings.retention_days * _DAY
-        count = await self.store.purge_reports(cutoff)
+        """Delete reports past retention, conversations (drafts included) idle for longer
+        than ``session_expiry_hours``, and ended rate counter windows. Returns the number of
+        reports deleted."""
+        now = self.clock()
+        count = await self.store.purge_reports(now - self.settings.retention_days * _DAY)
         if count:
             log.info("purged %d reports past retention", count)
+        idle_cutoff = now - self.settings.session_expiry_hours * 3600.0
+        for key in [k for k, s in self._sessions.items() if s.updated_at < idle_cutoff]:
+            del self._sessions[key]
+        sessions = await self.store.purge_sessions(idle_cutoff, now)
+        if sessions:
+            log.info("purged %d idle conversations", sessions)
         return count
 
     async def run_background(self, stop: asyncio.Event) -> None:

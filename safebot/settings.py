@@ -93,6 +93,9 @@ class Settings:
     default_locale: str = "en"
     idle_timeout_minutes: float = 30.0
     retention_days: int = 90
+    # Conversations (unfinished drafts included) not touched for this long are deleted by the
+    # background purge. Longer than idle_timeout_minutes, after which they restart anyway.
+    session_expiry_hours: float = 24.0
     log_level: str = "INFO"
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
@@ -163,6 +166,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         problems.append("retention_days must be at least 1")
     if settings.idle_timeout_minutes <= 0:
         problems.append("idle_timeout_minutes must be positive")
+    if settings.session_expiry_hours * 60.0 < settings.idle_timeout_minutes:
+        problems.append("session_expiry_hours must be at least idle_timeout_minutes")
     if settings.limits.messages_per_minute < 1 or settings.limits.reports_per_hour < 1:
         problems.append("limits must be at least 1")
     if settings.outbox.max_attempts < 1:

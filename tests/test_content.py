@@ -165,3 +165,15 @@ def test_wheel_ships_the_content(tmp_path: Path) -> None:
     for path in CONTENT_DIR.rglob("*.toml"):
         assert f"content/{path.relative_to(CONTENT_DIR).as_posix()}" in names
     assert "adapters/console/__init__.py" in names and "safebot/py.typed" in names
+
+
+def test_forget_me_says_what_it_cannot_delete(content: Content) -> None:
+    """Before someone confirms "forget me", they are told plainly what stays: the report text
+    moderators already have (without the name) and a code that keeps limits and blocks."""
+    for locale, words in {
+        "en": ("can't delete", "without your name", "doesn't say who you are"),
+        "es": ("no puedo borrar", "sin tu nombre", "no dice quién eres"),
+    }.items():
+        text = content.text(locale, "forget.explain")
+        for phrase in words:
+            assert phrase in text, (locale, phrase)

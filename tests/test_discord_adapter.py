@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import json
@@ -25,6 +26,7 @@ from fakediscord._models import iter_components
 
 from adapters.discord import DiscordAdapter
 from safebot.conversation import Engine
+from safebot.model import PersonId
 from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store
 from safebot.store.base import Store
@@ -248,7 +250,7 @@ async def test_long_message_gets_a_kind_answer(world: World, bot: DiscordAdapter
         ("help", "What would help right now"),
         ("block", "Where is this person contacting you"),
         ("resources", "people and places that can help"),
-        ("forget-me", "delete our chat history"),
+        ("forget-me", "delete our chat"),
         ("report", "send a private alert"),
     ],
 )
@@ -546,7 +548,8 @@ async def test_block_reporter_button(world: World, bot: DiscordAdapter) -> None:
     assert f"The person who sent {reference} can no longer report" in text
     assert str(world.alice.id) not in text and "alice" not in text
     [config] = await bot.store.list_communities("discord")
-    assert config.blocked == (f"discord:{world.alice.id}",)
+    alice_tag = await bot.bot.pseudonym(PersonId("discord", str(world.alice.id)))
+    assert config.blocked == (alice_tag,)  # a pseudonym, never the id
     # Alice is no longer offered this server.
     first = await dm(world, world.alice, "menu")
     msg = await press(world, world.alice, first, "report")
@@ -701,3 +704,27 @@ async def test_report_details_only_reach_the_dm_and_the_moderator_channel(
     assert seen == allowed, (seen, allowed)
     assert marker not in json.dumps(world.fake.audit_log)
     assert not any(marker in (r.reason or "") for r in world.fake.requests)
+
+
+async def test_forget_me_takes_the_name_off_the_posted_alert(
+    world: World, bot: DiscordAdapter
+) -> None:
+    """The alert already in the moderator channel showed who reported. After "forget me" the
+    same message is edited: the moderators' channel no longer holds the name anywhere."""
+    await setup_server(world)
+    reference = await report_by_dm(world, offender="someone", details="x", evidence="https://a.b/c")
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    alice = str(world.alice.id)
+    assert alice in str(alert.embeds)
+    msg = await dm(world, world.alice, "forget me")
+    inter = await world.fake.click(world.alice, msg, custom_id_for(msg, "forget.yes"))
+    assert "taken your name off" in await reply_text(inter)
+    deadline = asyncio.get_running_loop().time() + 10.0
+    while alice in str(world.fake.message(alert).embeds):
+        assert asyncio.get_running_loop().time() < deadline, "the alert still names the reporter"
+        await asyncio.sleep(0.05)
+    edited = world.fake.message(alert)
+    assert reference in str(edited.embeds) and "anonymous" in str(edited.embeds)
+    assert f"sb:m:ack:{reference}" in edited.custom_ids()  # moderators can still act on it
+    for message in world.fake.channel_messages(world.safety):
+        assert alice not in message.content + str(message.embeds)

@@ -4,15 +4,20 @@ with end-to-end encryption (see tests/synapse/)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from nio import MegolmEvent, RoomGetEventResponse, RoomMessagesResponse
+from nio.exceptions import EncryptionError
 
 from adapters.matrix import MatrixAdapter
 from safebot.conversation import Engine
+from safebot.model import PersonId
 from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store
 from safebot.store.base import Store
@@ -425,7 +430,9 @@ async def test_block_reporter_command(matrix: MatrixHarness, bot: Bot) -> None:
     done = await say(owner, mods, bot, f"!safebot block {reference}", "can no longer report")
     assert alice.user_id not in done.body
     [config] = await bot.store.list_communities("matrix")
-    assert config.blocked == (f"matrix:{alice.user_id}",)
+    assert bot.adapter is not None
+    alice_tag = await bot.adapter.bot.pseudonym(PersonId("matrix", alice.user_id))
+    assert config.blocked == (alice_tag,)
     await say(alice, dm, bot, "menu", "What would help right now")
     await say(alice, dm, bot, "tell the mods", "send a private alert")
     await say(alice, dm, bot, "1", "couldn't find a server or room")
@@ -520,3 +527,54 @@ async def test_report_details_only_reach_the_dm_and_the_moderator_room(
     assert seen == {dm, mods}, (seen, {"dm": dm, "mods": mods, "community": community})
     assert not any(u for r in runners for u in r.undecryptable.values() if u.room_id == mods)
     _ = other_mods
+
+
+async def test_forget_me_takes_the_name_off_the_alert_for_good(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    """An m.replace edit would leave the reporter's id in the original event, which any
+    moderator client can still show. After "forget me" the original alert is redacted and a
+    name-free copy takes its place: nothing a moderator reads from the server names them,
+    and later status lines thread under the new copy."""
+    alice, dm = await person(matrix, bot, "alice")
+    owner, _community, mods = await community_with_mods(matrix, bot, [alice])
+    reference = await walk_report(alice, dm, bot, "x", "y", "https://a.test/1")
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    assert alice.user_id in alert.body
+    await say(owner, mods, bot, f"!safebot ack {reference}", f"You acknowledged {reference}")
+    await from_bot(owner, mods, bot, lambda body: "acknowledged by" in body)
+
+    await say(alice, dm, bot, "forget me", "can't be undone")
+    await say(alice, dm, bot, "1", "taken your name off")
+    clean = await owner.wait_for_message(
+        mods,
+        lambda m: (
+            m.sender == bot.user.user_id
+            and m.event_id != alert.event_id
+            and m.source["content"].get("org.safebot.key") == f"alert:{reference}"
+        ),
+        timeout=TIMEOUT,
+    )
+    assert reference in clean.body and alice.user_id not in clean.body
+    assert not clean.source["content"]["m.mentions"].get("user_ids")  # it pings nobody
+    deadline = asyncio.get_running_loop().time() + TIMEOUT  # redacted right after the post
+    while True:
+        original = await owner.client.room_get_event(mods, alert.event_id)
+        assert isinstance(original, RoomGetEventResponse)
+        if "redacted_because" in original.event.source.get("unsigned", {}):
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the original alert is still there"
+        await asyncio.sleep(0.2)
+    assert alice.user_id not in json.dumps(original.event.source)
+    # What any moderator client reads from the server now: no event names the reporter.
+    history = await owner.client.room_messages(mods, None, limit=100)
+    assert isinstance(history, RoomMessagesResponse)
+    for event in history.chunk:
+        if isinstance(event, MegolmEvent):
+            with contextlib.suppress(EncryptionError):
+                event = owner.client.decrypt_event(event)
+        assert alice.user_id not in json.dumps(event.source), event.source
+    # Moderators can still act; the update threads under the name-free alert.
+    await say(owner, mods, bot, f"!safebot claim {reference}", f"You claimed {reference}")
+    thread = await from_bot(owner, mods, bot, lambda body: "being handled by" in body)
+    assert thread.source["content"]["m.relates_to"]["event_id"] == clean.event_id

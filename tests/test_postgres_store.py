@@ -27,6 +27,7 @@ from safebot.model import (
     ReportStatus,
     Session,
 )
+from safebot.pseudonym import pseudonym
 from safebot.store import open_store
 from safebot.store.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from safebot.store.pg_migrations import LATEST_VERSION, MIGRATIONS, migrate
@@ -106,6 +107,7 @@ async def test_migrate_from_empty(conn: Any) -> None:
         "communities",
         "audit_log",
         "rate_hits",
+        "deployment_secret",
     }
     assert await migrate(conn) == LATEST_VERSION  # a second run does nothing
     assert len(await versions(conn)) == LATEST_VERSION
@@ -129,14 +131,35 @@ async def test_migrate_from_version_1_keeps_data(conn: Any, postgres_url: str) -
 
     store = await PostgresStore.open(postgres_url)
     try:
-        assert [v for v, _ in await versions(conn)] == [1, 2, 3]
+        assert [v for v, _ in await versions(conn)] == list(range(1, LATEST_VERSION + 1))
         loaded = await store.load_session(ALICE)
         assert loaded is not None
         assert (loaded.node, loaded.locale, loaded.version) == ("menu", "es", 4)
-        assert await store.get_report("R-1") == report()
+        tag = pseudonym(await store.pseudonym_secret(), ALICE)
+        assert await store.get_report("R-1") == report(reporter_tag=tag)
+        assert await store.reports_since(tag, 0.0) == 1
         # The tables of versions 2 and 3 work.
         await store.audit(AuditEntry(at=1.0, actor="mod", action="claim", reference="R-1"))
         assert await store.count_hit("m:a", 60.0, 61.0) == 1
+    finally:
+        await store.close()
+
+
+async def test_plain_person_keys_become_pseudonyms(conn: Any, postgres_url: str) -> None:
+    assert await migrate(conn, target=3) == 3
+    await conn.execute(
+        "INSERT INTO communities VALUES ('discord:500', 'discord', 'Gamers', 'chan', NULL, "
+        "'en', '[\"discord:6\",\"discord:7\"]', 1.0)"
+    )
+    await conn.execute("INSERT INTO rate_hits VALUES ('messages:discord:6', 60.0, 120.0, 5)")
+    store = await PostgresStore.open(postgres_url)
+    try:
+        secret = await store.pseudonym_secret()
+        six, seven = (pseudonym(secret, PersonId("discord", i)) for i in "67")
+        config = await store.get_community(GUILD)
+        assert config is not None and config.blocked == (six, seven)
+        assert await store.count_hit(f"messages:{six}", 60.0, 61.0) == 6
+        assert await conn.fetch("SELECT key FROM rate_hits WHERE key LIKE '%discord:6'") == []
     finally:
         await store.close()
 
@@ -164,7 +187,7 @@ async def test_two_processes_starting_at_once_migrate_once(postgres_url: str) ->
     try:
         raw = await asyncpg.connect(postgres_url)
         try:
-            assert [v for v, _ in await versions(raw)] == [1, 2, 3]
+            assert [v for v, _ in await versions(raw)] == list(range(1, LATEST_VERSION + 1))
         finally:
             await raw.close()
     finally:
@@ -290,6 +313,7 @@ async def test_surrogates_and_nul_are_stored_without_error(
             community=community,
             community_name=odd,
             reporter=person,
+            reporter_tag=f"p:{odd}",
             offender=odd,
             details=odd,
             evidence=(odd,),
@@ -304,7 +328,7 @@ async def test_surrogates_and_nul_are_stored_without_error(
     assert stored.handled_by == cleaned
     assert stored.evidence == (odd,)  # a JSON column keeps everything, escaped
     assert stored.reporter == PersonId("matrix", "@x\ufffd:example.org")
-    assert await store.reports_since(person, 0.0) == 1
+    assert await store.reports_since(f"p:{odd}", 0.0) == 1
     assert [r.reference for r in await store.reports_for_community(community)] == ["R-\ufffd"]
 
     outbox = await store.get_outbox_item("k1")
@@ -325,4 +349,4 @@ async def test_surrogates_and_nul_are_stored_without_error(
     [entry] = await store.audit_log(f"R-{SURROGATE}")
     assert (entry.actor, entry.action) == (cleaned, cleaned)
     assert await store.count_hit(f"m:{odd}", 60.0, 1.0) == 1
-    assert await store.forget_person(person) == 1
+    assert await store.forget_person(person, 2.0) == 1

@@ -599,3 +599,138 @@ async def test_a_flood_from_one_person_does_not_slow_the_others(bot: MemoryBot) 
     busy = await others_latency()
     await flood
     assert busy < quiet * 5 + 0.002, (quiet, busy)
+
+
+# --- forget me, pseudonyms, retention of conversations ----------------------------------------
+async def _forget(bot: MemoryBot, person: PersonId) -> None:
+    await bot.say(person, "forget me")
+    replies = await bot.press(person, "forget.yes", "forget.confirm")
+    assert "deleted" in replies[-1].text
+
+
+async def test_forget_me_resets_neither_the_report_limit_nor_a_block(
+    bot: MemoryBot, clock: Clock
+) -> None:
+    """Forgetting must not be a way round the limits: the count and a moderator's block are
+    kept on the person's pseudonym, which outlives their id."""
+    home = await bot.setup_community("g1", "Home")
+    sam = bot.person("sam")
+    bot.platform.join(sam, home)
+    references = []
+    for _ in range(bot.service.settings.limits.reports_per_hour):
+        references.append(await report(bot, sam, home))
+        clock.advance(61)
+    await _forget(bot, sam)
+    await _review_ready(bot, sam, home)
+    refused = await bot.press(sam, "report.confirm", "report.review")
+    assert "several reports in the last hour" in refused[0].text
+    assert len(await bot.service.store.reports_for_community(home.id)) == 3
+
+    await _forget(bot, sam)  # then a moderator blocks one of the forgotten reports' sender
+    blocked = await bot.service.block_reporter(home.id, references[0], "mod")
+    assert blocked.ok
+    clock.advance(3600)  # the hourly limit is over; the block is not
+    await bot.say(sam, "menu")
+    offered = await bot.press(sam, "report", "menu")
+    offered = await bot.press(sam, "report.go", "report.start")
+    assert "Home" not in [c.label for m in offered for c in m.choices]
+    await _forget(bot, sam)
+    await bot.say(sam, "menu")
+    await bot.press(sam, "report", "menu")
+    offered = await bot.press(sam, "report.go", "report.start")
+    assert "Home" not in [c.label for m in offered for c in m.choices]
+
+
+async def test_forget_me_leaves_no_id_in_the_database_file(
+    engine: Engine, settings: Settings, clock: Clock
+) -> None:
+    """After "forget me" the person's id is nowhere in the SQLite file: not in reports, not
+    in the block list, not in the message-rate counters."""
+    store = await SqliteStore.open(settings.database_url)
+    try:
+        bot = MemoryBot(engine, store, settings, clock=clock, tokens=Tokens())
+        home = await bot.setup_community("g1", "Home")
+        ivy = PersonId(bot.platform.platform, "ivy-77310")
+        bot.platform.join(ivy, home)
+        reference = await report(bot, ivy, home)
+        await bot.deliver()
+        assert (await bot.service.block_reporter(home.id, reference, "mod")).ok
+        await _forget(bot, ivy)
+        conn = store._conn
+        assert conn is not None
+        await conn.execute("PRAGMA wal_checkpoint(FULL)")
+        path = Path(settings.database_url)
+        data = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+        assert b"ivy-77310" not in data
+        config = await store.get_community(home.id)
+        assert config is not None and config.blocked == (await bot.service.pseudonym(ivy),)
+    finally:
+        await store.close()
+
+
+async def test_forget_me_takes_the_name_off_posted_alerts(bot: MemoryBot) -> None:
+    home = await bot.setup_community("g1", "Home")
+    ivy, una = bot.person("ivy"), bot.person("una")
+    bot.platform.join(ivy, home)
+    bot.platform.join(una, home)
+    named = await report(bot, ivy, home)
+    await bot.deliver()
+    [alert] = bot.platform.alerts("mods")
+    assert {f.label: f.value for f in alert.fields}["Reported by"] == "ivy"
+    await _forget(bot, ivy)
+    assert await bot.deliver() == 1
+    update = bot.platform.seen[f"forget:{named}"]
+    assert update.kind == "update" and update.alert is not None
+    assert update.alert.key == f"alert:{named}" and update.alert.remove_name
+    assert {f.label: f.value for f in update.alert.fields}["Reported by"] == "anonymous"
+    assert "ivy" not in update.alert.as_message().text
+    await _forget(bot, ivy)  # asking twice edits nothing twice
+    assert await bot.deliver() == 0
+
+
+async def test_a_re_minted_reference_says_nothing_about_who_sent_it(
+    engine: Engine, settings: Settings, clock: Clock
+) -> None:
+    """When a reference is taken, the next one must not be derived from the person: with
+    the first reference and a member list, anyone could work out who sent an anonymous
+    report. The same collision gives the same reference whoever the sender is."""
+    minted = []
+    for sender in ("x-1", "x-2"):
+        bot = MemoryBot(
+            engine, await open_store("memory"), settings, clock=clock, tokens=lambda: "t"
+        )
+        home = await bot.setup_community("g1", "Home")
+        first, second = bot.person("y"), PersonId(bot.platform.platform, sender)
+        bot.platform.join(first, home)
+        bot.platform.join(second, home)
+        taken = await report(bot, first, home)
+        minted.append(await report(bot, second, home))
+        assert minted[-1] != taken
+    assert minted[0] == minted[1]
+
+
+async def test_idle_conversations_and_drafts_expire(bot: MemoryBot, clock: Clock) -> None:
+    home = await bot.setup_community("g1", "Home")
+    lea, max_ = bot.person("lea"), bot.person("max")
+    bot.platform.join(lea, home)
+    await bot.say(lea, "hi")
+    await bot.press(lea, "report", "menu")
+    await bot.press(lea, "report.go", "report.start")
+    await bot.press(lea, "community.0", "report.community")
+    await bot.press(lea, "cat.threats", "report.category")
+    await bot.say(lea, "someone#1234")
+    await bot.say(lea, "what they did to me")
+    expiry = bot.service.settings.session_expiry_hours * 3600
+    clock.advance(expiry - 60)
+    await bot.say(max_, "hi")
+    await bot.service.purge_expired()
+    assert await bot.service.store.load_session(lea) is not None  # not idle long enough
+    clock.advance(120)
+    await bot.service.purge_expired()
+    assert await bot.service.store.load_session(lea) is None
+    assert await bot.service.store.load_session(max_) is not None
+    assert lea.key not in bot.service._sessions  # the process's cache lets it go too
+    # Nor does the process keep it: Lea starts afresh, with no draft.
+    await bot.say(lea, "hi")
+    session = await bot.service.store.load_session(lea)
+    assert session is not None and session.draft.details is None

@@ -24,6 +24,7 @@ from safebot.model import (
     ReportStatus,
     Session,
 )
+from safebot.pseudonym import pseudonym
 from safebot.store.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate
 from safebot.store.sqlite import SqliteStore
 
@@ -47,6 +48,7 @@ def report(reference: str = "R-1", details: str = "details", created_at: float =
         status=ReportStatus.NEW,
         created_at=created_at,
         updated_at=created_at,
+        reporter_tag="p:a11ce",
     )
 
 
@@ -140,13 +142,56 @@ async def test_migrate_from_version_1_keeps_data(db_path: Path) -> None:
         loaded = await store.load_session(ALICE)
         assert loaded is not None
         assert (loaded.node, loaded.version) == ("menu", 3)
-        assert await store.get_report("R-1") == report()
+        tag = pseudonym(await store.pseudonym_secret(), ALICE)
+        assert await store.get_report("R-1") == replace(report(), reporter_tag=tag)
         assert await store.get_outbox_item("R-1:s") == status_item("R-1:s")
         config = CommunityConfig(GUILD, "Gamers", "chan", blocked=("discord:6",))
         await store.put_community(config)
         assert await store.list_communities("discord") == [config]
         await store.audit(AuditEntry(at=1.0, actor="a", action="b", reference="R-1"))
         assert len(await store.audit_log("R-1")) == 1
+    finally:
+        await store.close()
+
+
+async def test_plain_person_keys_become_pseudonyms(db_path: Path) -> None:
+    """Block lists, rate counters and report limits written before pseudonyms held plain
+    person ids; opening the store turns them into pseudonyms and leaves no id behind."""
+    db_path.parent.mkdir()
+    conn = await raw(db_path)
+    try:
+        assert await migrate(conn, target=3) == 3
+        await conn.execute(
+            "INSERT INTO reports VALUES ('R-1', 'discord:500', 'Gamers', 'discord:1001', 1, "
+            "'money', NULL, 'details', '[\"e1\"]', 'en', 'new', 100.0, 100.0, NULL)"
+        )
+        await conn.execute(
+            "INSERT INTO communities VALUES ('discord:500', 'discord', 'Gamers', 'chan', NULL, "
+            "'en', '[\"discord:6\",\"discord:7\"]', 1.0)"
+        )
+        await conn.execute(
+            "INSERT INTO rate_hits VALUES ('messages:discord:6', 60.0, 120.0, 5), "
+            "('messages:discord:6', 120.0, 180.0, 2)"
+        )
+    finally:
+        await conn.close()
+
+    store = await SqliteStore.open(str(db_path))
+    try:
+        secret = await store.pseudonym_secret()
+        six, seven = (pseudonym(secret, PersonId("discord", i)) for i in "67")
+        config = await store.get_community(GUILD)
+        assert config is not None and config.blocked == (six, seven)
+        assert await store.count_hit(f"messages:{six}", 60.0, 121.0) == 3  # the count went on
+        assert await store.reports_since(pseudonym(secret, ALICE), 0.0) == 1
+        assert b"discord:6" not in await file_bytes(store, db_path, vacuum=True)
+    finally:
+        await store.close()
+    store = await SqliteStore.open(str(db_path))  # a second start changes nothing
+    try:
+        assert await store.pseudonym_secret() == secret
+        config = await store.get_community(GUILD)
+        assert config is not None and config.blocked == (six, seven)
     finally:
         await store.close()
 
@@ -363,11 +408,32 @@ async def test_forget_person_leaves_no_trace_in_file(
     await store.save_session(Session(PersonId("discord", "2"), "start", "en", "US", 1.0))
     assert SECRET.encode() in await file_bytes(store, db_path, vacuum=False)
 
-    assert await store.forget_person(ALICE) == 1
+    assert await store.forget_person(ALICE, 10.0) == 1
 
     data = await file_bytes(store, db_path, vacuum=vacuum)
     assert SECRET.encode() not in data
     assert ALICE.key.encode() not in data
+
+
+@pytest.mark.parametrize("vacuum", [False, True])
+async def test_idle_session_purge_leaves_no_trace_in_file(
+    store: SqliteStore, db_path: Path, vacuum: bool
+) -> None:
+    """An unfinished draft is the person's own account of what happened: once the
+    conversation has been idle past expiry, it must be gone from the file, not just hidden."""
+    draft = Draft(details=f"{SECRET} in a draft " * 300)
+    saved = await store.save_session(Session(ALICE, "details", "en", "US", 1.0, draft=draft))
+    await store.save_session(saved.evolve(node="confirm", updated_at=2.0))
+    await store.save_session(Session(PersonId("discord", "2"), "start", "en", "US", 500.0))
+    await store.count_hit(f"messages:{ALICE.key}", 60.0, 1.0)
+    assert SECRET.encode() in await file_bytes(store, db_path, vacuum=False)
+
+    assert await store.purge_sessions(updated_before=100.0, now=500.0) == 1
+
+    data = await file_bytes(store, db_path, vacuum=vacuum)
+    assert SECRET.encode() not in data
+    assert ALICE.key.encode() not in data  # nor the id, in sessions or ended rate windows
+    assert await store.load_session(PersonId("discord", "2")) is not None
 
 
 @pytest.mark.parametrize("vacuum", [False, True])
@@ -418,7 +484,7 @@ async def test_forget_person_is_all_or_nothing(store: SqliteStore) -> None:
         "BEGIN SELECT RAISE(ABORT, 'boom'); END",
     )
     with pytest.raises(sqlite3.IntegrityError):
-        await store.forget_person(ALICE)
+        await store.forget_person(ALICE, 10.0)
     assert await store.load_session(ALICE) is not None
     assert await store.get_outbox_item("R-1:s") is not None
     assert await store.get_report("R-1") == report()

@@ -29,6 +29,7 @@ from safebot.model import (
     Report,
     ReportStatus,
     Session,
+    name_removal,
 )
 from safebot.store.base import Backlog, DuplicateReference, Store, VersionConflict
 from safebot.store.memory import MemoryStore
@@ -79,6 +80,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 ALICE = PersonId("discord", "1001")
 BOB = PersonId("discord", "1002")
+ALICE_TAG, BOB_TAG = "p:a11ce", "p:b0b"  # pseudonyms (the store treats them as opaque)
 GUILD = CommunityId("discord", "500")
 OTHER_GUILD = CommunityId("discord", "501")
 ROOM = CommunityId("matrix", "!room:example.org")
@@ -105,6 +107,7 @@ def report(reference: str = "R-1", **changes: Any) -> Report:
         status=ReportStatus.NEW,
         created_at=100.0,
         updated_at=100.0,
+        reporter_tag=ALICE_TAG,
     ).evolve(**changes)
 
 
@@ -315,14 +318,24 @@ async def test_forget_person(store: Store) -> None:
     parked = item("R-2:status2", "R-2", kind=OutboxKind.STATUS)
     await store.enqueue([parked])
     await store.mark_parked(parked.key, 5, "blocked DMs")
-    bob_report = report("R-3", reporter=BOB)
+    bob_report = report("R-3", reporter=BOB, reporter_tag=BOB_TAG)
     await store.add_report(bob_report, [item("R-3:status", "R-3", kind=OutboxKind.STATUS)])
+    await store.add_report(report("R-4", reveal=False), [])
 
-    assert await store.forget_person(ALICE) == 2
+    assert await store.forget_person(ALICE, 130.0) == 3
 
     assert await store.load_session(ALICE) is None
+    # The name goes; the pseudonym stays, so limits and blocks still hold.
     assert await store.get_report("R-1") == report("R-1", reporter=None)
     assert await store.get_report("R-2") == report("R-2", reporter=None)
+    assert await store.get_report("R-4") == report("R-4", reporter=None, reveal=False)
+    # Each report that showed the name gets one alert update taking it off.
+    for reference in ("R-1", "R-2"):
+        assert await store.get_outbox_item(f"forget:{reference}") == name_removal(
+            reference, GUILD, 130.0
+        )
+    assert await store.get_outbox_item("forget:R-4") is None  # anonymous: nothing to remove
+    assert await store.get_outbox_item("forget:R-3") is None
     assert await store.get_outbox_item("R-1:status") is None
     assert await store.get_outbox_item("R-2:status2") is None  # parked is still pending
     assert await store.get_outbox_item("R-1:alert") is not None  # moderators still get it
@@ -331,7 +344,10 @@ async def test_forget_person(store: Store) -> None:
     assert await store.load_session(BOB) is not None
     assert await store.get_report("R-3") == bob_report
     assert await store.get_outbox_item("R-3:status") is not None
-    assert await store.forget_person(ALICE) == 0
+    await store.mark_delivered("forget:R-1", 140.0)
+    assert await store.forget_person(ALICE, 150.0) == 0
+    again = await store.get_outbox_item("forget:R-1")
+    assert again is not None and again.delivered_at == 140.0  # not queued a second time
 
 
 async def test_purge_reports(store: Store) -> None:
@@ -496,13 +512,33 @@ async def test_backlog(store: Store) -> None:
 async def test_reports_since_counts_one_persons_recent_reports(store: Store) -> None:
     await store.add_report(report("R-1", created_at=100.0), [])
     await store.add_report(report("R-2", created_at=200.0), [])
-    await store.add_report(report("R-3", created_at=300.0, reporter=BOB), [])
-    assert await store.reports_since(ALICE, 100.0) == 2
-    assert await store.reports_since(ALICE, 150.0) == 1
-    assert await store.reports_since(ALICE, 201.0) == 0
-    assert await store.reports_since(BOB, 0.0) == 1
-    await store.forget_person(ALICE)  # unlinked reports no longer count for anyone
-    assert await store.reports_since(ALICE, 0.0) == 0
+    await store.add_report(report("R-3", created_at=300.0, reporter=BOB, reporter_tag=BOB_TAG), [])
+    assert await store.reports_since(ALICE_TAG, 100.0) == 2
+    assert await store.reports_since(ALICE_TAG, 150.0) == 1
+    assert await store.reports_since(ALICE_TAG, 201.0) == 0
+    assert await store.reports_since(BOB_TAG, 0.0) == 1
+    await store.forget_person(ALICE, 400.0)  # forgetting does not reset the count
+    assert await store.reports_since(ALICE_TAG, 0.0) == 2
+    assert await store.reports_since(BOB_TAG, 0.0) == 1
+
+
+async def test_pseudonym_secret_is_made_once(store: Store) -> None:
+    first, second = await asyncio.gather(store.pseudonym_secret(), store.pseudonym_secret())
+    assert first == second == await store.pseudonym_secret()
+    assert len(bytes.fromhex(first)) == 32
+
+
+async def test_purge_sessions_deletes_idle_conversations_and_ended_windows(store: Store) -> None:
+    await store.save_session(session(ALICE, updated_at=100.0, draft=Draft(details="what happened")))
+    await store.save_session(session(BOB, updated_at=200.0))
+    assert await store.count_hit("m:a", 60.0, 130.0) == 1  # window 120..180
+    assert await store.count_hit("m:b", 3600.0, 140.0) == 1  # window 0..3600
+    assert await store.purge_sessions(150.0, 200.0) == 1
+    assert await store.load_session(ALICE) is None
+    assert await store.load_session(BOB) is not None
+    assert await store.count_hit("m:b", 3600.0, 150.0) == 2  # the open window is kept
+    assert await store.count_hit("m:a", 60.0, 130.0) == 1  # the ended one was deleted
+    assert await store.purge_sessions(150.0, 200.0) == 0
 
 
 async def test_count_hit_counts_per_key_and_fixed_window(store: Store) -> None:

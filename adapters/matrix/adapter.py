@@ -39,6 +39,7 @@ from nio import (
     RoomKeyEvent,
     RoomMessageMedia,
     RoomMessageText,
+    RoomRedactResponse,
     RoomResolveAliasResponse,
     RoomSendResponse,
     StickerEvent,
@@ -48,7 +49,7 @@ from nio import (
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import EncryptionError
 
-from adapters.matrix.history import find_own_event
+from adapters.matrix.history import find_own_event, own_events
 from adapters.matrix.powers import RoomPowers
 from adapters.matrix.privacy import RedirectLimiter, names_bot, private_room
 from adapters.matrix.render import (
@@ -96,6 +97,8 @@ MOD_COMMANDS = frozenset(
 _SHARED_COMMANDS = frozenset({"help", "block"})
 _HISTORY_SCAN = 50
 _THREAD_ROOT_PAGES = 20  # of _HISTORY_SCAN of the bot's own events: an old alert's thread
+# How far back (pages of _HISTORY_SCAN of the bot's own events) "forget me" looks for alerts.
+_REDACT_SCAN_PAGES = 20
 _SYNC_TIMEOUT_MS = 30_000
 
 
@@ -687,6 +690,19 @@ class MatrixAdapter:
             self._alert_events[key] = found
         return found
 
+    async def _alert_copies(self, room_id: str, key: str, pages: int) -> list[str]:
+        """Event ids of the bot's alerts carrying ``key`` in the latest ``pages`` pages of its
+        own events in the room, newest first. A redacted alert has no content left, so no key."""
+        assert self.client is not None
+        events = own_events(
+            self.client,
+            room_id,
+            lambda content: content.get(ALERT_KEY) == key,
+            pages=pages,
+            page_size=_HISTORY_SCAN,
+        )
+        return [event_id async for event_id in events]
+
     async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
         if self.client is None or config.destination not in self.client.rooms:
             raise DeliveryError("the bot is not in the moderator room")
@@ -702,8 +718,34 @@ class MatrixAdapter:
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         if self.client is None or config.destination not in self.client.rooms:
             raise DeliveryError("the bot is not in the moderator room")
+        if alert.remove_name:
+            await self._replace_alert(config, alert, key)
+            return
         root = await self._find_alert(config.destination, alert.key, _THREAD_ROOT_PAGES)
         await self._send(config.destination, status_content(alert, root), txn=_txn(key))
+
+    async def _replace_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
+        """Take a forgotten reporter's name off their alert. An ``m.replace`` edit would not:
+        the original event keeps its content, and clients show it ("edited", view source).
+        So the name-free alert is posted anew (pinging nobody, with the same alert key, so
+        later status lines thread under it) and then every earlier copy is redacted, which
+        makes the server drop its content. Repeatable: the new post reuses its transaction
+        id and copies already redacted carry no key."""
+        assert self.client is not None
+        room = config.destination
+        earlier = set(await self._alert_copies(room, alert.key, pages=_REDACT_SCAN_PAGES))
+        if alert.key in self._alert_events:
+            earlier.add(self._alert_events[alert.key])
+        hint = plain_text(
+            self.content.spans(config.locale, "matrix.mod.hint", reference=alert.reference)
+        )
+        content = alert_content(alert, [], hint, alert.key)
+        event_id = await self._send(room, content, txn=_txn(key))
+        self._alert_events[alert.key] = event_id
+        for old in sorted(earlier - {event_id}):
+            response = await self.client.room_redact(room, old, tx_id=_txn(f"{key}:{old}"))
+            if not isinstance(response, RoomRedactResponse):
+                raise DeliveryError("could not redact the old alert")
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         if self.client is None:

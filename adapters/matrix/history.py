@@ -9,25 +9,25 @@ of pages.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from nio import AsyncClient, MegolmEvent, RoomMessagesResponse
 from nio.exceptions import EncryptionError
 
-__all__ = ["find_own_event"]
+__all__ = ["find_own_event", "own_events"]
 
 
-async def find_own_event(
+async def own_events(
     client: AsyncClient,
     room_id: str,
     match: Callable[[Mapping[str, Any]], bool],
     *,
     pages: int,
     page_size: int = 100,
-) -> str | None:
-    """The id of the newest event the bot sent in ``room_id`` whose (decrypted) content
-    ``match``es, looking at most ``pages * page_size`` of its events back."""
+) -> AsyncIterator[str]:
+    """The ids of the events the bot sent in ``room_id`` whose (decrypted) content
+    ``match``es, newest first, looking at most ``pages * page_size`` of its events back."""
     own = str(client.user_id)
     token: str | None = None
     for _ in range(pages):
@@ -35,7 +35,7 @@ async def find_own_event(
             room_id, start=token, limit=page_size, message_filter={"senders": [own]}
         )
         if not isinstance(response, RoomMessagesResponse):
-            return None
+            return
         for event in response.chunk:
             if isinstance(event, MegolmEvent):
                 try:
@@ -46,8 +46,21 @@ async def find_own_event(
                 continue
             content = event.source.get("content", {})
             if isinstance(content, Mapping) and match(content):
-                return str(event.event_id)
+                yield str(event.event_id)
         if not response.chunk or not response.end or response.end == token:
-            return None
+            return
         token = response.end
+
+
+async def find_own_event(
+    client: AsyncClient,
+    room_id: str,
+    match: Callable[[Mapping[str, Any]], bool],
+    *,
+    pages: int,
+    page_size: int = 100,
+) -> str | None:
+    """The id of the newest event the bot sent in ``room_id`` whose content ``match``es."""
+    async for event_id in own_events(client, room_id, match, pages=pages, page_size=page_size):
+        return event_id
     return None

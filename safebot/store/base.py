@@ -65,13 +65,20 @@ class Store(Protocol):
 
     async def reports_for_community(self, community: CommunityId) -> list[Report]: ...
 
-    async def forget_person(self, person: PersonId) -> int:
-        """Delete the session and set reporter to None on the person's reports; pending status
-        items for that person are dropped. Returns how many reports were unlinked."""
+    async def forget_person(self, person: PersonId, now: float) -> int:
+        """In one transaction: delete the session, set reporter to None on the person's
+        reports (their ``reporter_tag`` stays), drop pending status items for them, and queue
+        ``name_removal`` for each of those reports that showed the person's name. Returns how
+        many reports were unlinked."""
         ...
 
     async def purge_reports(self, created_before: float) -> int:
         """Delete reports created before the cutoff and their outbox items. Returns count."""
+        ...
+
+    async def purge_sessions(self, updated_before: float, now: float) -> int:
+        """Delete conversations (drafts included) last written before the cutoff, and rate
+        counter windows that ended by ``now``. Returns how many sessions went."""
         ...
 
     # --- outbox --------------------------------------------------------------------------
@@ -95,8 +102,14 @@ class Store(Protocol):
     async def backlog(self, community: CommunityId | None = None) -> Backlog: ...
 
     # --- rate limits (shared by every process on the same database) -----------------------
-    async def reports_since(self, person: PersonId, since: float) -> int:
-        """How many reports ``person`` made at or after ``since``."""
+    async def reports_since(self, reporter_tag: str, since: float) -> int:
+        """How many reports the person with this pseudonym made at or after ``since``
+        (forgotten reports included)."""
+        ...
+
+    async def pseudonym_secret(self) -> str:
+        """The deployment's pseudonym secret (hex), created on first use and stored with the
+        data, so every process on the same database derives the same pseudonyms."""
         ...
 
     async def count_hit(self, key: str, window: float, now: float) -> int:

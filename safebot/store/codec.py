@@ -52,6 +52,7 @@ def report(row: Row) -> Report:
         created_at=float(row["created_at"]),
         updated_at=float(row["updated_at"]),
         handled_by=row["handled_by"],
+        reporter_tag=row["reporter_tag"],
     )
 
 

@@ -18,7 +18,9 @@ from safebot.model import (
     PersonId,
     Report,
     Session,
+    name_removal,
 )
+from safebot.pseudonym import new_secret
 from safebot.store.base import Backlog, DuplicateReference, Store, VersionConflict
 
 __all__ = ["MemoryStore"]
@@ -28,26 +30,31 @@ class MemoryStore:
     def __init__(self) -> None:
         # Sessions are kept as (JSON, version) exactly like the SQLite row, so a caller's
         # mutable ``vars`` dict is never shared and round trips behave identically.
-        self._sessions: dict[str, tuple[str, int]] = {}
+        self._sessions: dict[str, tuple[str, int, float]] = {}
         self._reports: dict[str, Report] = {}
         self._outbox: dict[str, OutboxItem] = {}
         self._communities: dict[str, CommunityConfig] = {}
         self._audit: list[AuditEntry] = []
-        self._hits: dict[tuple[str, float], int] = {}
+        self._hits: dict[tuple[str, float], tuple[int, float]] = {}  # -> (count, ends at)
+        self._secret: str | None = None
 
     # --- sessions -------------------------------------------------------------------------
     async def load_session(self, person: PersonId) -> Session | None:
         stored = self._sessions.get(person.key)
         if stored is None:
             return None
-        return Session.from_json(person, *stored)
+        return Session.from_json(person, stored[0], stored[1])
 
     async def save_session(self, session: Session) -> Session:
         stored = self._sessions.get(session.person.key)
         current = stored[1] if stored else 0
         if session.version != current:
             raise VersionConflict  # no person id in the message: callers may log it
-        self._sessions[session.person.key] = (session.to_json(), current + 1)
+        self._sessions[session.person.key] = (
+            session.to_json(),
+            current + 1,
+            session.updated_at,
+        )
         return session.evolve(version=current + 1)
 
     async def delete_session(self, person: PersonId) -> None:
@@ -77,12 +84,13 @@ class MemoryStore:
         found = [r for r in self._reports.values() if r.community == community]
         return sorted(found, key=lambda r: (r.created_at, r.reference))
 
-    async def forget_person(self, person: PersonId) -> int:
+    async def forget_person(self, person: PersonId, now: float) -> int:
         self._sessions.pop(person.key, None)
         mine = [r for r in self._reports.values() if r.reporter == person]
         references = {r.reference for r in mine}
         for report in mine:
             self._reports[report.reference] = report.evolve(reporter=None)
+        self._enqueue([name_removal(r.reference, r.community, now) for r in mine if r.reveal])
         for item in list(self._outbox.values()):
             if (
                 item.kind == OutboxKind.STATUS
@@ -99,6 +107,13 @@ class MemoryStore:
         for item in list(self._outbox.values()):
             if item.reference in old:
                 del self._outbox[item.key]
+        return len(old)
+
+    async def purge_sessions(self, updated_before: float, now: float) -> int:
+        old = [key for key, stored in self._sessions.items() if stored[2] < updated_before]
+        for key in old:
+            del self._sessions[key]
+        self._sweep_hits(now)
         return len(old)
 
     # --- outbox ---------------------------------------------------------------------------
@@ -154,17 +169,28 @@ class MemoryStore:
         )
 
     # --- rate limits ----------------------------------------------------------------------
-    async def reports_since(self, person: PersonId, since: float) -> int:
+    async def reports_since(self, reporter_tag: str, since: float) -> int:
         return sum(
-            1 for r in self._reports.values() if r.reporter == person and r.created_at >= since
+            1
+            for r in self._reports.values()
+            if r.reporter_tag == reporter_tag and r.created_at >= since
         )
+
+    async def pseudonym_secret(self) -> str:
+        if self._secret is None:
+            self._secret = new_secret()
+        return self._secret
 
     async def count_hit(self, key: str, window: float, now: float) -> int:
         start = now - now % window
-        for old in [k for k in self._hits if k[1] + window <= now]:
-            del self._hits[old]
-        count = self._hits[key, start] = self._hits.get((key, start), 0) + 1
+        self._sweep_hits(now)
+        count = self._hits.get((key, start), (0, 0.0))[0] + 1
+        self._hits[key, start] = (count, start + window)
         return count
+
+    def _sweep_hits(self, now: float) -> None:
+        for ended in [k for k, (_, ends) in self._hits.items() if ends <= now]:
+            del self._hits[ended]
 
     # --- community settings ---------------------------------------------------------------
     async def get_community(self, community: CommunityId) -> CommunityConfig | None:

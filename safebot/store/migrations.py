@@ -112,10 +112,23 @@ CREATE TABLE rate_hits (
 CREATE INDEX rate_hits_by_end ON rate_hits (ends_at);
 """
 
+_V4 = """
+ALTER TABLE reports ADD COLUMN reporter_tag TEXT;  -- the reporter's pseudonym, kept on forget
+CREATE INDEX reports_by_reporter_tag ON reports (reporter_tag, created_at)
+    WHERE reporter_tag IS NOT NULL;
+CREATE INDEX sessions_by_updated ON sessions (updated_at);
+
+CREATE TABLE deployment_secret (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),  -- one row
+    secret TEXT NOT NULL                        -- hex; keys the pseudonyms
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, reports and outbox", _V1),
     Migration(2, "community settings and audit log", _V2),
     Migration(3, "rate limit counters shared by processes", _V3),
+    Migration(4, "reporter pseudonyms that outlive forget-me; session expiry index", _V4),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -117,7 +117,19 @@ CREATE TABLE rate_hits (
 CREATE INDEX rate_hits_by_end ON rate_hits (ends_at);
 """
 
-_SCRIPTS = (_V1, _V2, _V3)
+_V4 = """
+ALTER TABLE reports ADD COLUMN reporter_tag TEXT COLLATE "C";
+CREATE INDEX reports_by_reporter_tag ON reports (reporter_tag, created_at)
+    WHERE reporter_tag IS NOT NULL;
+CREATE INDEX sessions_by_updated ON sessions (updated_at);
+
+CREATE TABLE deployment_secret (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    secret TEXT NOT NULL
+);
+"""
+
+_SCRIPTS = (_V1, _V2, _V3, _V4)
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
     Migration(m.version, m.description, script)

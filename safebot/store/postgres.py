@@ -23,6 +23,7 @@ Nothing here logs message text, report contents or the database URL (it may hold
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -39,7 +40,14 @@ from safebot.model import (
     Report,
     ReportStatus,
     Session,
+    name_removal,
     valid_utf8,
+)
+from safebot.pseudonym import (
+    new_secret,
+    pseudonymize_blocked,
+    pseudonymize_counter,
+    pseudonymize_key,
 )
 from safebot.store import codec
 from safebot.store.base import Backlog, DuplicateReference, Store, VersionConflict
@@ -68,6 +76,7 @@ _REPORT_FIELDS = (
     "created_at",
     "updated_at",
     "handled_by",
+    "reporter_tag",
 )
 _OUTBOX_FIELDS = (
     "key",
@@ -179,10 +188,71 @@ class PostgresStore:
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
+            store = cls(pool)
+            await store._pseudonymize_plain_keys()
         except BaseException:
             await pool.close()
             raise
-        return cls(pool)
+        return store
+
+    async def _pseudonymize_plain_keys(self) -> None:
+        """Person keys stored before pseudonyms existed (report limits, block lists, rate
+        counters) become pseudonyms. Finds nothing to do on every later start; two processes
+        starting at once wait for each other on the row locks and the second changes nothing."""
+        secret = await self.pseudonym_secret()
+        if not await self._plain_keys_left(secret):
+            return  # the usual case: read-only, no row locks on every start
+        async with self._transaction() as conn:
+            reporters = await conn.fetch(
+                "SELECT DISTINCT reporter FROM reports "
+                "WHERE reporter IS NOT NULL AND reporter_tag IS NULL"
+            )
+            await conn.executemany(
+                "UPDATE reports SET reporter_tag = $1 WHERE reporter = $2 AND reporter_tag IS NULL",
+                [(pseudonymize_key(secret, r[0]), r[0]) for r in reporters],
+            )
+            communities = await conn.fetch("SELECT community, blocked FROM communities FOR UPDATE")
+            for row in communities:
+                blocked = tuple(json.loads(row["blocked"]))
+                tagged = pseudonymize_blocked(secret, blocked)
+                if tagged != blocked:
+                    await conn.execute(
+                        "UPDATE communities SET blocked = $1 WHERE community = $2",
+                        codec.dumps(list(tagged)),
+                        row["community"],
+                    )
+            for row in await conn.fetch(
+                "SELECT key, starts_at, ends_at, count FROM rate_hits FOR UPDATE"
+            ):
+                tagged_key = pseudonymize_counter(secret, row["key"])
+                if tagged_key == row["key"]:
+                    continue
+                await conn.execute(
+                    "DELETE FROM rate_hits WHERE key = $1 AND starts_at = $2",
+                    row["key"],
+                    row["starts_at"],
+                )
+                await conn.execute(
+                    "INSERT INTO rate_hits (key, starts_at, ends_at, count) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (key, starts_at) "
+                    "DO UPDATE SET count = rate_hits.count + excluded.count",
+                    tagged_key,
+                    row["starts_at"],
+                    row["ends_at"],
+                    row["count"],
+                )
+
+    async def _plain_keys_left(self, secret: str) -> bool:
+        if await self._fetch(
+            "SELECT 1 FROM reports WHERE reporter IS NOT NULL AND reporter_tag IS NULL LIMIT 1"
+        ):
+            return True
+        for row in await self._fetch("SELECT blocked FROM communities"):
+            blocked = tuple(json.loads(row["blocked"]))
+            if pseudonymize_blocked(secret, blocked) != blocked:
+                return True
+        keys = await self._fetch("SELECT key FROM rate_hits")
+        return any(pseudonymize_counter(secret, r["key"]) != r["key"] for r in keys)
 
     # --- plumbing -------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -277,7 +347,7 @@ class PostgresStore:
         )
         return [codec.report(r) for r in rows]
 
-    async def forget_person(self, person: PersonId) -> int:
+    async def forget_person(self, person: PersonId, now: float) -> int:
         async with self._transaction() as conn:
             await conn.execute("DELETE FROM sessions WHERE person = $1", person.key)
             await conn.execute(
@@ -286,6 +356,15 @@ class PostgresStore:
                 OutboxKind.STATUS.value,
                 person.key,
             )
+            named = await conn.fetch(
+                "SELECT reference, community FROM reports WHERE reporter = $1 AND reveal",
+                person.key,
+            )
+            removals = [
+                name_removal(r["reference"], CommunityId.parse(r["community"]), float(now))
+                for r in named
+            ]
+            await conn.executemany(_INSERT_OUTBOX, [_outbox_row(i) for i in removals])
             return await conn.execute(
                 "UPDATE reports SET reporter = NULL WHERE reporter = $1", person.key
             )
@@ -300,6 +379,14 @@ class PostgresStore:
             return await conn.execute(
                 "DELETE FROM reports WHERE created_at < $1", float(created_before)
             )
+
+    async def purge_sessions(self, updated_before: float, now: float) -> int:
+        async with self._transaction() as conn:
+            count = await conn.execute(
+                "DELETE FROM sessions WHERE updated_at < $1", float(updated_before)
+            )
+            await conn.execute("DELETE FROM rate_hits WHERE ends_at <= $1", float(now))
+            return count
 
     # --- outbox ---------------------------------------------------------------------------
     async def enqueue(self, items: Sequence[OutboxItem]) -> None:
@@ -352,13 +439,26 @@ class PostgresStore:
         return Backlog(int(waiting), int(parked), None if oldest is None else float(oldest))
 
     # --- rate limits ----------------------------------------------------------------------
-    async def reports_since(self, person: PersonId, since: float) -> int:
+    async def reports_since(self, reporter_tag: str, since: float) -> int:
         rows = await self._fetch(
-            "SELECT COUNT(*) FROM reports WHERE reporter = $1 AND created_at >= $2",
-            person.key,
+            "SELECT COUNT(*) FROM reports WHERE reporter_tag = $1 AND created_at >= $2",
+            reporter_tag,
             float(since),
         )
         return int(rows[0][0])
+
+    async def pseudonym_secret(self) -> str:
+        rows = await self._fetch("SELECT secret FROM deployment_secret WHERE id = 1")
+        if rows:
+            return str(rows[0][0])
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO deployment_secret (id, secret) VALUES (1, $1) "
+                "ON CONFLICT (id) DO NOTHING",
+                new_secret(),
+            )
+            rows = await conn.fetch("SELECT secret FROM deployment_secret WHERE id = 1")
+        return str(rows[0][0])
 
     async def count_hit(self, key: str, window: float, now: float) -> int:
         start = now - now % window
@@ -455,6 +555,7 @@ def _report_row(r: Report) -> tuple[Any, ...]:
         float(r.created_at),
         float(r.updated_at),
         r.handled_by,
+        r.reporter_tag,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -33,7 +34,14 @@ from safebot.model import (
     Report,
     ReportStatus,
     Session,
+    name_removal,
     valid_utf8,
+)
+from safebot.pseudonym import (
+    new_secret,
+    pseudonymize_blocked,
+    pseudonymize_counter,
+    pseudonymize_key,
 )
 from safebot.store import codec
 from safebot.store.base import Backlog, DuplicateReference, Store, VersionConflict
@@ -70,7 +78,7 @@ _BUSY_TIMEOUT_MS = 5000
 
 _REPORT_COLUMNS = (
     "reference, community, community_name, reporter, reveal, category, offender, details, "
-    "evidence, locale, status, created_at, updated_at, handled_by"
+    "evidence, locale, status, created_at, updated_at, handled_by, reporter_tag"
 )
 _OUTBOX_COLUMNS = (
     "key, kind, reference, community, payload, created_at, next_try, attempts, delivered_at, "
@@ -136,7 +144,65 @@ class SqliteStore:
             raise
         if path != _MEMORY:
             await asyncio.to_thread(_tighten_sidecars, Path(path))
-        return cls(conn)
+        store = cls(conn)
+        try:
+            await store._pseudonymize_plain_keys()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def _pseudonymize_plain_keys(self) -> None:
+        """Person keys stored before pseudonyms existed (report limits, block lists, rate
+        counters) become pseudonyms, and the plain ids are overwritten. Finds nothing to do
+        on every later start."""
+        secret = await self.pseudonym_secret()
+        if not await self._plain_keys_left(secret):
+            return  # the usual case: a read-only check, no write on every start
+        async with self._transaction(durable=True, scrub_wal=True) as conn:
+            reporters = await conn.execute_fetchall(
+                "SELECT DISTINCT reporter FROM reports "
+                "WHERE reporter IS NOT NULL AND reporter_tag IS NULL"
+            )
+            await conn.executemany(
+                "UPDATE reports SET reporter_tag = ? WHERE reporter = ? AND reporter_tag IS NULL",
+                [(pseudonymize_key(secret, r[0]), r[0]) for r in reporters],
+            )
+            for row in await conn.execute_fetchall("SELECT community, blocked FROM communities"):
+                blocked = tuple(json.loads(row["blocked"]))
+                tagged = pseudonymize_blocked(secret, blocked)
+                if tagged != blocked:
+                    await conn.execute(
+                        "UPDATE communities SET blocked = ? WHERE community = ?",
+                        (codec.dumps(list(tagged)), row["community"]),
+                    )
+            for row in await conn.execute_fetchall(
+                "SELECT key, starts_at, ends_at, count FROM rate_hits"
+            ):
+                tagged_key = pseudonymize_counter(secret, row["key"])
+                if tagged_key == row["key"]:
+                    continue
+                await conn.execute(
+                    "DELETE FROM rate_hits WHERE key = ? AND starts_at = ?",
+                    (row["key"], row["starts_at"]),
+                )
+                await conn.execute(
+                    "INSERT INTO rate_hits (key, starts_at, ends_at, count) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (key, starts_at) DO UPDATE SET count = count + excluded.count",
+                    (tagged_key, row["starts_at"], row["ends_at"], row["count"]),
+                )
+
+    async def _plain_keys_left(self, secret: str) -> bool:
+        if await self._fetch(
+            "SELECT 1 FROM reports WHERE reporter IS NOT NULL AND reporter_tag IS NULL LIMIT 1"
+        ):
+            return True
+        for row in await self._fetch("SELECT blocked FROM communities"):
+            blocked = tuple(json.loads(row["blocked"]))
+            if pseudonymize_blocked(secret, blocked) != blocked:
+                return True
+        keys = await self._fetch("SELECT key FROM rate_hits")
+        return any(pseudonymize_counter(secret, r["key"]) != r["key"] for r in keys)
 
     # --- plumbing -------------------------------------------------------------------------
     def _connection(self) -> _Connection:
@@ -217,7 +283,7 @@ class SqliteStore:
         async with self._transaction(durable=True) as conn:
             cursor = await conn.execute(
                 f"INSERT INTO reports ({_REPORT_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (reference) DO NOTHING",
                 row,
             )
@@ -240,7 +306,8 @@ class SqliteStore:
             cursor = await conn.execute(
                 "UPDATE reports SET community = ?, community_name = ?, reporter = ?, "
                 "reveal = ?, category = ?, offender = ?, details = ?, evidence = ?, "
-                "locale = ?, status = ?, created_at = ?, updated_at = ?, handled_by = ? "
+                "locale = ?, status = ?, created_at = ?, updated_at = ?, handled_by = ?, "
+                "reporter_tag = ? "
                 "WHERE reference = ?",
                 (*row[1:], row[0]),
             )
@@ -258,7 +325,7 @@ class SqliteStore:
         )
         return [codec.report(r) for r in rows]
 
-    async def forget_person(self, person: PersonId) -> int:
+    async def forget_person(self, person: PersonId, now: float) -> int:
         async with self._transaction(durable=True, scrub_wal=True) as conn:
             await conn.execute("DELETE FROM sessions WHERE person = ?", (person.key,))
             await conn.execute(
@@ -266,6 +333,14 @@ class SqliteStore:
                 "(SELECT reference FROM reports WHERE reporter = ?)",
                 (OutboxKind.STATUS.value, person.key),
             )
+            named = await conn.execute_fetchall(
+                "SELECT reference, community FROM reports WHERE reporter = ? AND reveal <> 0",
+                (person.key,),
+            )
+            removals = [
+                name_removal(r["reference"], CommunityId.parse(r["community"]), now) for r in named
+            ]
+            await conn.executemany(_INSERT_OUTBOX, [_outbox_row(i) for i in removals])
             cursor = await conn.execute(
                 "UPDATE reports SET reporter = NULL WHERE reporter = ?", (person.key,)
             )
@@ -281,6 +356,14 @@ class SqliteStore:
             cursor = await conn.execute(
                 "DELETE FROM reports WHERE created_at < ?", (created_before,)
             )
+            return cursor.rowcount
+
+    async def purge_sessions(self, updated_before: float, now: float) -> int:
+        async with self._transaction(scrub_wal=True) as conn:
+            cursor = await conn.execute(
+                "DELETE FROM sessions WHERE updated_at < ?", (updated_before,)
+            )
+            await conn.execute("DELETE FROM rate_hits WHERE ends_at <= ?", (now,))
             return cursor.rowcount
 
     # --- outbox ---------------------------------------------------------------------------
@@ -337,12 +420,25 @@ class SqliteStore:
         return Backlog(int(waiting), int(parked), None if oldest is None else float(oldest))
 
     # --- rate limits ----------------------------------------------------------------------
-    async def reports_since(self, person: PersonId, since: float) -> int:
+    async def reports_since(self, reporter_tag: str, since: float) -> int:
         rows = await self._fetch(
-            "SELECT COUNT(*) FROM reports WHERE reporter = ? AND created_at >= ?",
-            (person.key, since),
+            "SELECT COUNT(*) FROM reports WHERE reporter_tag = ? AND created_at >= ?",
+            (reporter_tag, since),
         )
         return int(rows[0][0])
+
+    async def pseudonym_secret(self) -> str:
+        rows = await self._fetch("SELECT secret FROM deployment_secret WHERE id = 1")
+        if rows:
+            return str(rows[0][0])
+        async with self._transaction(durable=True) as conn:
+            await conn.execute(
+                "INSERT INTO deployment_secret (id, secret) VALUES (1, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                (new_secret(),),
+            )
+            rows = await conn.execute_fetchall("SELECT secret FROM deployment_secret WHERE id = 1")
+        return str(rows[0][0])
 
     async def count_hit(self, key: str, window: float, now: float) -> int:
         # On the path of every message: one autocommit statement. Ended windows are swept
@@ -488,6 +584,7 @@ def _report_row(r: Report) -> tuple[Any, ...]:
         r.created_at,
         r.updated_at,
         r.handled_by,
+        r.reporter_tag,
     )
 
 
