@@ -278,7 +278,7 @@ async def test_lone_surrogates_from_platforms_are_stored(db_path: Path) -> None:
         assert await store.get_outbox_item("s:\ufffd") is not None
         assert [e.actor for e in await store.audit_log()] == ["mod \ufffd"]
         assert await store.load_session(PersonId("discord", "7\ufffd")) is not None
-        assert await store.forget_person(PersonId("discord", f"7{odd}")) == 1
+        assert await store.forget_person(PersonId("discord", f"7{odd}"), 2.0) == 1
     finally:
         await store.close()
 
@@ -375,7 +375,7 @@ async def test_what_someone_was_told_commits_with_fsync(store: SqliteStore) -> N
             AuditEntry(at=2.0, actor="mod", action="ack", reference="R-1", community=GUILD),
         ),
         "community configuration": store.put_community(CommunityConfig(GUILD, "Gamers", "c")),
-        "forget me": store.forget_person(ALICE),
+        "forget me": store.forget_person(ALICE, 3.0),
     }
     for what, operation in told.items():
         levels = await levels_at_commit(operation)
