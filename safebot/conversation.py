@@ -84,6 +84,7 @@ class Policy:
     max_offender_chars: int = 200
     max_details_chars: int = 1500
     retention_days: int = 90
+    default_region: str = ""  # the deployment's region; "" = the content's default (INTL)
 
 
 # References: "R-" + 4 characters without look-alikes (no 0/O, 1/I/L, U).
@@ -143,9 +144,15 @@ class Engine:
             person=person,
             node=self.flow.start,
             locale=self.content.locale_for_hint(hint) or self.content.default_locale,
-            region=self.content.region_for_hint(hint) or self.content.default_region,
+            region=self._start_region(hint),
             updated_at=now,
         )
+
+    def _start_region(self, hint: str | None) -> str:
+        """The deployment's region if one is set, else a guess from the client's locale."""
+        if self.policy.default_region in self.content.regions:
+            return self.policy.default_region
+        return self.content.region_for_hint(hint) or self.content.default_region
 
     def step(self, session: Session | None, event: Event, now: float, token: str = "") -> Outcome:
         """Advance one person's conversation by one event.
@@ -207,9 +214,11 @@ class Engine:
         if found.crisis:
             # Crisis resources first, from any step. Then the person carries on from where
             # they were; crisis words are never taken as the answer to a report question.
-            turn.effects.append(self._crisis_reply(session))
-            if not node.choices or node.id == "crisis":
-                return self._enter(session, self.flow.start, turn)
+            turn.effects.append(self._crisis_reply(session, with_choices=True))
+            if not node.choices or node.once or node.id in ("crisis", "fallback", self.flow.start):
+                # Nothing to carry on with (a confirmation is not said twice, the menu sits
+                # behind the crisis screen's Menu button): the crisis screen is where we are.
+                return replace(session, node="crisis")
             turn.effects.append(Reply(self.render(session, node)))
             return session
 
@@ -226,6 +235,12 @@ class Engine:
             target = self.flow.intents[found.intent]
             if target == "report.start" and session.draft.community is not None:
                 return self._enter(session, session.node, turn)
+            app = self.content.platform_named_in(text)
+            if target == "block.platform" and app is not None:
+                # "how do I block her on tiktok": straight to that app's walkthrough.
+                chosen = self.flow.choices.get(f"app.{app}")
+                if chosen is not None and chosen.go is not None:
+                    return self._enter(self._apply_set(session, chosen), chosen.go, turn)
             return self._enter(session, target, turn)
         if node.choices and node.id not in ("stop", "fallback"):
             turn.effects.append(self._say(session, "fallback.here"))
