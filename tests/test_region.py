@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +18,8 @@ from safebot.content import Content, ContentError
 from safebot.conversation import Engine, Policy
 from safebot.events import ChoiceSelected, CommandInvoked, TextReceived
 from safebot.messages import Message
+from safebot.service import build_engine
+from safebot.settings import SettingsError, load_settings
 
 # What the no-region crisis screen must show, per locale: (country label, a contact on it).
 NO_REGION_LINES = {
@@ -241,3 +246,39 @@ def test_check_refuses_missing_no_region_lines_and_unsourced_contacts(tmp_path: 
     problems = "\n".join(caught.value.problems)
     assert "es: no crisis lines for when no region is known" in problems
     assert "us.988 contacts: no source" in problems
+
+
+# --- the deployment's default region (settings.default_region) ----------------------------
+def test_console_uses_the_configured_default_region(tmp_path: Path) -> None:
+    config = tmp_path / "es.toml"
+    config.write_text('default_region = "ES"\n', encoding="utf-8")
+    out = console(tmp_path, ["i want to kill myself"], "--config", str(config))
+    crisis = out.split("> i want to kill myself")[1]
+    assert "112" in crisis and "024" in crisis
+    assert "United States" not in crisis  # a region is known: its own lines, not the list
+
+
+def test_check_refuses_an_unknown_default_region(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('default_region = "XX"\n', encoding="utf-8")
+    bad = subprocess.run(
+        [sys.executable, "-m", "safebot.cli", "check", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert bad.returncode == 1 and "default_region" in bad.stdout, bad.stdout
+    assert load_settings(config).default_region == "XX"  # the file itself is well formed
+    with pytest.raises(SettingsError):
+        build_engine(load_settings(config))
+    started = subprocess.run(
+        [sys.executable, "-m", "safebot.cli", "console", "--config", str(config), "--db", "memory"],
+        input="hi\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert started.returncode == 2 and "default_region" in started.stderr
+    assert "Traceback" not in started.stderr
