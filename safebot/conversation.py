@@ -23,7 +23,7 @@ from safebot.events import (
 )
 from safebot.flows import ChoiceDef, Flow, Node
 from safebot.messages import Choice, Message, Span, clean_text
-from safebot.model import Draft, PersonId, Session
+from safebot.model import Community, Draft, PersonId, Session
 from safebot.recognise import Recogniser
 from safebot.render import evidence_links, generated
 
@@ -285,6 +285,8 @@ class Engine:
                 name = clean_text(event.community.name)
                 draft = replace(draft, community=event.community.id, community_name=name)
             session = replace(session, draft=draft)
+        if event.community is not None:
+            session = self._community_region(session, event.community)
         if target == "crisis":
             turn.effects.append(self._crisis_reply(session, with_choices=True))
             return replace(session, node="crisis")
@@ -398,12 +400,18 @@ class Engine:
         if kind == "community":
             picked = session.offered[int(value)]
             draft = replace(session.draft, community=picked.id, community_name=picked.name)
-            session = replace(session, draft=draft)
+            session = self._community_region(replace(session, draft=draft), picked)
         elif kind == "region":
-            session = replace(session, region=value)
+            session = replace(session, region=value, region_chosen=True)
         else:
             session = replace(session, locale=value, locale_chosen=True)
         return self._enter(session, node.next or self.flow.start, turn)
+
+    def _community_region(self, session: Session, community: Community) -> Session:
+        """Asking from a community: its moderators' region, unless the person picked one."""
+        if session.region_chosen or community.region not in self.content.regions:
+            return session
+        return replace(session, region=community.region)
 
     def _apply_set(self, session: Session, spec: ChoiceDef) -> Session:
         if not spec.set:

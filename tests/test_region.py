@@ -16,8 +16,9 @@ from test_conversation import ME, drive, press, replies, start, texts, walk
 
 from safebot.content import Content, ContentError
 from safebot.conversation import Engine, Policy
-from safebot.events import ChoiceSelected, CommandInvoked, TextReceived
+from safebot.events import ChoiceSelected, CommandInvoked, CommunitiesListed, TextReceived
 from safebot.messages import Message
+from safebot.model import Community, CommunityId, Session
 from safebot.service import build_engine
 from safebot.settings import SettingsError, load_settings
 
@@ -282,3 +283,26 @@ def test_check_refuses_an_unknown_default_region(tmp_path: Path) -> None:
     )
     assert started.returncode == 2 and "default_region" in started.stderr
     assert "Traceback" not in started.stderr
+
+
+# --- a community's region ------------------------------------------------------------------
+def test_a_community_region_applies_until_the_person_picks_one(engine: Engine) -> None:
+    uk = Community(CommunityId("test", "g9"), "UK Server", region="UK")
+    session = start(engine)
+    outcome = drive(engine, session, CommandInvoked(ME, "resources", community=uk))
+    assert "Childline" in texts(outcome)
+    # Picking a community to report to brings its region too (and survives a restart).
+    listed = engine.step(session, ChoiceSelected(ME, "report", "menu"), 1.0).session
+    assert listed is not None
+    listed = engine.step(listed, ChoiceSelected(ME, "report.go", "report.start"), 2.0).session
+    assert listed is not None
+    offered = engine.step(listed, CommunitiesListed(ME, (uk,)), 3.0).session
+    assert offered is not None
+    restored = Session.from_json(ME, offered.to_json(), 1)
+    picked = engine.step(restored, ChoiceSelected(ME, "community.0", restored.node), 4.0)
+    assert picked.session is not None and picked.session.region == "UK"
+    # A country the person picked wins over the community's.
+    chosen = walk(engine, "settings", "settings.region", "region.CA")
+    assert chosen.region_chosen
+    again = drive(engine, chosen, CommandInvoked(ME, "resources", community=uk))
+    assert "Cybertip.ca" in texts(again) and "Childline" not in texts(again)

@@ -8,11 +8,13 @@ from test_discord_adapter import (  # fixtures are used by name
     custom_id_for,
     dm,
     press,
+    reply_text,
     store,
     world,
 )
 
 from adapters.discord import DiscordAdapter
+from safebot.model import CommunityId
 
 __all__ = ["bot", "store", "world"]
 
@@ -37,3 +39,24 @@ async def test_no_region_crisis_dm_shows_labelled_lines_and_country(
     assert len(message.custom_ids()) <= 3  # the menu sits behind one button
     picked = await press(world, world.alice, message, "settings.region")
     assert "Which country" in picked.content
+
+
+async def test_server_region_from_setup_is_used_until_the_person_picks(
+    world: World, bot: DiscordAdapter
+) -> None:
+    inter = await world.fake.slash(
+        world.owner,
+        "safety",
+        {"channel": world.safety, "role": world.mod_role, "region": "UK"},
+        guild=world.guild,
+        subcommand="setup",
+    )
+    assert "Saved" in await reply_text(inter)
+    config = await bot.store.get_community(CommunityId("discord", str(world.guild.id)))
+    assert config is not None and config.region == "UK"
+    asked = await world.fake.slash(world.alice, "safety", guild=world.guild, subcommand="resources")
+    reply = await asked.wait_followup(lambda m: "Help in" in m.content)
+    assert "United Kingdom" in reply.content and "Childline" in reply.content
+    # Someone else's first DM has no community: the deployment default (international).
+    message = await dm(world, world.mod, "i want to kill myself")
+    assert "findahelpline.com" in message.content

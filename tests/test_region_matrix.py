@@ -5,6 +5,7 @@ from __future__ import annotations
 from test_matrix_adapter import (  # fixtures are used by name
     Bot,
     bot,
+    community_with_mods,
     matrix,
     matrix_user,
     person,
@@ -12,7 +13,10 @@ from test_matrix_adapter import (  # fixtures are used by name
     say,
     store,
     synapse,
+    walk_to_review,
 )
+
+from safebot.model import CommunityId
 
 try:
     from tests.synapse import MatrixHarness
@@ -43,3 +47,19 @@ async def test_no_region_crisis_shows_labelled_lines_and_country(
     assert "1. Country" in lines, lines[-3:]
     assert "<li>Country</li>" in reply.source["content"]["formatted_body"]
     await say(alice, dm, bot, "1", "Which country")
+
+
+async def test_room_region_from_link_is_used_for_its_reporters(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    owner, community, mods = await community_with_mods(matrix, bot, [alice])
+    await say(owner, mods, bot, f"!safebot link {community} XX", "country code")
+    await say(owner, mods, bot, f"!safebot link {community} uk", "Linked")
+    config = await bot.store.get_community(CommunityId("matrix", community))
+    assert config is not None and config.region == "UK"
+    await walk_to_review(alice, dm, bot, "@mallory:localhost", "money", "https://a.test/1")
+    receipt = await say(alice, dm, bot, "1", "reference")
+    # The receipt's outside help is the United Kingdom's: CEOP, not the CyberTipline.
+    assert "CEOP" in receipt.body and "999" in receipt.body
+    assert "CyberTipline" not in receipt.body

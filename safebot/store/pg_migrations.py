@@ -117,7 +117,11 @@ CREATE TABLE rate_hits (
 CREATE INDEX rate_hits_by_end ON rate_hits (ends_at);
 """
 
-_SCRIPTS = (_V1, _V2, _V3)
+_V4 = """
+ALTER TABLE communities ADD COLUMN region TEXT NOT NULL DEFAULT '';
+"""
+
+_SCRIPTS = (_V1, _V2, _V3, _V4)
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
     Migration(m.version, m.description, script)
