@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,7 +30,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NOT_TEXT = frozenset({"intents.toml"})  # recogniser patterns, read by safebot.recognise
+NOT_TEXT = frozenset({"intents.toml", "hints.toml"})  # patterns and words, not texts to say
+CATEGORIES = ("money", "more_images", "threats")  # report categories a hint may pre-select
 RESOURCE_KINDS = frozenset({"crisis", "report", "takedown", "helpline", "police", "directory"})
 AGES = frozenset({"under18", "adult"})  # who a resource is for, when it depends on age
 CONFIDENCE = frozenset({"verified", "secondary", "unverified"})
@@ -108,6 +110,8 @@ class Content:
     root: Traversable | Path
     # locale -> (region id, resource id) pairs shown on the crisis screen when no region is known
     no_region: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # locale -> (category, compiled phrases), in order: what the person said pre-selects it
+    hints: Mapping[str, tuple[tuple[str, re.Pattern[str]], ...]] = field(default_factory=dict)
 
     # --- loading ---------------------------------------------------------------------------
     @classmethod
@@ -163,6 +167,7 @@ class Content:
             platforms=platforms,
             root=root,
             no_region=_no_region(facts.get("no_region", {}), problems),
+            hints={loc: _hints(root.joinpath(loc, "hints.toml"), loc, problems) for loc in locales},
         )
         problems.extend(content.cross_check())
         if problems:
@@ -244,6 +249,15 @@ class Content:
         region = self.regions.get(region_id)
         found = [r for r in region.resources if r.id == resource_id] if region else []
         return found[0] if found else None
+
+    def category_said_in(self, text: str) -> str | None:
+        """The report category a message already points at ("he wants $500" -> money)."""
+        folded = _fold_words(text)
+        for table in self.hints.values():
+            for category, pattern in table:
+                if pattern.search(folded):
+                    return category
+        return None
 
     def platform_named_in(self, text: str) -> str | None:
         """The app a message names ("block her on tiktok"), by name or alias, if exactly one."""
@@ -341,6 +355,34 @@ def _region(rid: str, raw: Mapping[str, Any], problems: list[str]) -> Region:
         emergency=str(raw.get("emergency", "")),
         resources=tuple(items),
     )
+
+
+def _fold_words(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _phrase(phrase: str) -> str:
+    """A phrase as a whole word: "pay" is not in "paycheck"; "$" still matches "$500"."""
+    before = r"(?<!\w)" if phrase[:1].isalnum() else ""
+    after = r"(?!\w)" if phrase[-1:].isalnum() else ""
+    return before + re.escape(phrase) + after
+
+
+def _hints(
+    node: Traversable, locale: str, problems: list[str]
+) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    if not node.is_file():
+        problems.append(f"{locale}: no hints.toml")
+        return ()
+    out: list[tuple[str, re.Pattern[str]]] = []
+    for category, phrases in _load_toml(node).items():
+        if category not in CATEGORIES or not isinstance(phrases, list) or not phrases:
+            problems.append(f"{locale}/hints.toml: {category!r} is not a category with phrases")
+            continue
+        words = "|".join(_phrase(_fold_words(str(p))) for p in phrases)
+        out.append((category, re.compile(words)))
+    return tuple(out)
 
 
 def _no_region(

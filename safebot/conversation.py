@@ -225,6 +225,11 @@ class Engine:
         choice = self._match_choice(session, node, text)
         if choice is not None:
             return self._apply_choice(session, node, choice, turn)
+        said = self.content.category_said_in(text) if node.input is None else None
+        if said is not None:
+            # Only the category's name is kept, never the words: it pre-selects the report's
+            # category, which the person can change.
+            session = replace(session, vars={**session.vars, "said": said})
         short = len(text.split()) <= _SHORT_WORDS
         if found.intent in ("menu", "stop") and (short or node.input is None):
             session = self._abandon_report(session)
@@ -332,6 +337,9 @@ class Engine:
                 Choice(f"locale.{code}", self.content.text(code, "language.name"))
                 for code in self.content.locales
             ]
+        said = self._preselected(session, node)
+        if said is not None:
+            node = replace(node, choices=(said, *(c for c in node.choices if c != said)))
         index = int(session.vars.get("step", "0"))
         total = len(self._step_list(session, node)) if node.steps else 0
         for choice_id in node.choices:
@@ -343,6 +351,16 @@ class Engine:
                 label = "choice.done"
             out.append(Choice(choice_id, self.content.text(loc, label)))
         return tuple(out)
+
+    def _preselected(self, session: Session, node: Node) -> str | None:
+        """The category choice on this node that matches what the person already said."""
+        said = session.vars.get("said")
+        if said is None or session.draft.category is not None:
+            return None
+        for choice_id in node.choices:
+            if self.flow.choices[choice_id].set.get("category") == said:
+                return choice_id
+        return None
 
     def _choice_by_id(self, session: Session, node: Node, choice_id: str) -> Choice | None:
         for choice in self._choices(session, node):
@@ -496,6 +514,10 @@ class Engine:
                 blocks.append(generated(text_id, self.content, session))
             else:
                 blocks.append(self.content.spans(loc, text_id))
+        said = self._preselected(session, node)
+        if said is not None:
+            label = self.content.text(loc, self.flow.choices[said].label)
+            blocks.append(self.content.spans(loc, "report.preselected", category=label))
         steps = self._step_list(session, node) if node.steps else ()
         if node.steps and not steps:
             # A conversation stored before a content update removed these steps.

@@ -306,3 +306,41 @@ def test_a_community_region_applies_until_the_person_picks_one(engine: Engine) -
     assert chosen.region_chosen
     again = drive(engine, chosen, CommandInvoked(ME, "resources", community=uk))
     assert "Cybertip.ca" in texts(again) and "Childline" not in texts(again)
+
+
+# --- what the person already said pre-selects the report category -------------------------
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("he wants $500 or he'll post my pics", "money"),
+        ("she says she will post my nudes", "threats"),
+        ("me pide dinero o va a publicar mis fotos", "money"),
+        ("me pidió más fotos", "more_images"),
+    ],
+)
+def test_what_was_said_preselects_the_category(engine: Engine, text: str, category: str) -> None:
+    told = drive(engine, start(engine), TextReceived(ME, text)).session
+    assert told is not None
+    session = walk_from(engine, told, "report", "report.go", "community.0")
+    assert session.node == "report.category"
+    screen = engine.render_current(session)
+    assert screen.choices[0].id == f"cat.{category}", screen.choices
+    label = screen.choices[0].label
+    assert label in screen.text  # it says which one it picked, and the person can change it
+    changed = press(engine, session, "cat.other").session
+    assert changed is not None and changed.draft.category == "other"
+
+
+def test_no_preselection_without_a_hint(engine: Engine) -> None:
+    session = walk(engine, "report", "report.go", "community.0")
+    screen = engine.render_current(session)
+    assert [c.id for c in screen.choices][:2] == ["cat.threats", "cat.money"]
+    assert "sounds like" not in screen.text
+
+
+def walk_from(engine: Engine, session: Session, *choices: str) -> Session:
+    for choice in choices:
+        moved = press(engine, session, choice).session
+        assert moved is not None, choice
+        session = moved
+    return session
