@@ -241,12 +241,14 @@ def test_check_refuses_missing_no_region_lines_and_unsourced_contacts(tmp_path: 
     text = facts.read_text(encoding="utf-8")
     text = text.replace('es = [\n    "MX/mx.lineadelavida",', 'xx = [\n    "MX/mx.lineadelavida",')
     text = text.replace('contacts_source = "https://988lifeline.org/get-help/what-to-expect"\n', "")
+    text = text.replace('source = "https://findahelpline.com"\n', "")
     facts.write_text(text, encoding="utf-8")
     with pytest.raises(ContentError) as caught:
         Content.load(root)
     problems = "\n".join(caught.value.problems)
     assert "es: no crisis lines for when no region is known" in problems
     assert "us.988 contacts: no source" in problems
+    assert "resource INTL/intl.findahelpline: no source" in problems
 
 
 # --- the deployment's default region (settings.default_region) ----------------------------
