@@ -52,12 +52,17 @@ def _logging(settings: Settings, quiet: bool) -> None:
 
 def _check(config: str | None) -> int:
     problems: list[str] = []
+    settings: Settings | None = None
     try:
-        load_settings(config)
+        settings = load_settings(config)
     except SettingsError as exc:
         problems += [f"settings: {p}" for p in exc.problems]
     try:
         content = Content.load()
+        region = settings.default_region if settings is not None else ""
+        if region and region not in content.regions:
+            known = ", ".join(sorted(content.regions))
+            problems.append(f"settings: default_region {region!r} is not one of {known}")
         flow = load_flow()
         missing = sorted(i for i in flow.message_ids() if not content.has(i))
         problems += [f"flows: text {i!r} does not exist" for i in missing]
@@ -68,6 +73,12 @@ def _check(config: str | None) -> int:
     if not problems:
         print("OK: settings and content are valid.")
     return 1 if problems else 0
+
+
+def _check_region(settings: Settings) -> None:
+    """Refuse, before anything starts, a default_region the content does not define."""
+    if settings.default_region and settings.default_region not in Content.load().regions:
+        raise SettingsError([f"default_region {settings.default_region!r} is not a known region"])
 
 
 async def _console(settings: Settings, locale: str | None) -> None:
@@ -169,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.config)
     try:
         settings = load_settings(args.config, database_url=getattr(args, "db", None))
+        _check_region(settings)
     except SettingsError as exc:
         for problem in exc.problems:
             print(f"settings: {problem}", file=sys.stderr)

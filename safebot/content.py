@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -29,8 +30,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NOT_TEXT = frozenset({"intents.toml"})  # recogniser patterns, read by safebot.recognise
+NOT_TEXT = frozenset({"intents.toml", "hints.toml"})  # patterns and words, not texts to say
+CATEGORIES = ("money", "more_images", "threats")  # report categories a hint may pre-select
 RESOURCE_KINDS = frozenset({"crisis", "report", "takedown", "helpline", "police", "directory"})
+AGES = frozenset({"under18", "adult"})  # who a resource is for, when it depends on age
 CONFIDENCE = frozenset({"verified", "secondary", "unverified"})
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -53,6 +56,14 @@ class Resource:
     source: str
     checked: str
     confidence: str
+    contacts: Mapping[str, str] = field(default_factory=dict)  # locale -> contact, if different
+    ages: tuple[str, ...] = ()  # empty: for everyone
+
+    def contact_for(self, locale: str) -> str:
+        return self.contacts.get(locale, self.contact)
+
+    def for_age(self, age: str | None) -> bool:
+        return not self.ages or age is None or age in self.ages
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +85,7 @@ class Platform:
     source: str
     checked: str
     confidence: str
+    aliases: tuple[str, ...] = ()  # names people type for the app ("insta", "tik tok")
 
 
 def content_root() -> Traversable:
@@ -96,6 +108,10 @@ class Content:
     locale_regions: Mapping[str, str]
     platforms: Mapping[str, Platform]
     root: Traversable | Path
+    # locale -> (region id, resource id) pairs shown on the crisis screen when no region is known
+    no_region: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # locale -> (category, compiled phrases), in order: what the person said pre-selects it
+    hints: Mapping[str, tuple[tuple[str, re.Pattern[str]], ...]] = field(default_factory=dict)
 
     # --- loading ---------------------------------------------------------------------------
     @classmethod
@@ -150,6 +166,8 @@ class Content:
             locale_regions=dict(facts.get("locale_regions", {})),
             platforms=platforms,
             root=root,
+            no_region=_no_region(facts.get("no_region", {}), problems),
+            hints={loc: _hints(root.joinpath(loc, "hints.toml"), loc, problems) for loc in locales},
         )
         problems.extend(content.cross_check())
         if problems:
@@ -181,6 +199,18 @@ class Content:
             for res in region.resources:
                 if f"res.{res.id}" not in reference:
                     problems.append(f"resource {res.id}: no text 'res.{res.id}'")
+        for locale in self.texts:
+            lines = self.no_region.get(locale, ())
+            if not lines:
+                problems.append(f"{locale}: no crisis lines for when no region is known")
+            for region_id, res_id in lines:
+                found = [
+                    r
+                    for r in self.regions.get(region_id, Region("", "", "", ())).resources
+                    if r.id == res_id
+                ]
+                if not found or "crisis" not in found[0].kinds:
+                    problems.append(f"no_region {locale}: {region_id}/{res_id} is no crisis line")
         for target in self.locale_regions.values():
             if target not in self.regions:
                 problems.append(f"locale_regions points at unknown region {target!r}")
@@ -214,6 +244,31 @@ class Content:
 
     def spans(self, locale: str, key: str, **values: str) -> tuple[Span, ...]:
         return split_template(self.text(locale, key), values)
+
+    def resource(self, region_id: str, resource_id: str) -> Resource | None:
+        region = self.regions.get(region_id)
+        found = [r for r in region.resources if r.id == resource_id] if region else []
+        return found[0] if found else None
+
+    def category_said_in(self, text: str) -> str | None:
+        """The report category a message already points at ("he wants $500" -> money)."""
+        folded = _fold_words(text)
+        for table in self.hints.values():
+            for category, pattern in table:
+                if pattern.search(folded):
+                    return category
+        return None
+
+    def platform_named_in(self, text: str) -> str | None:
+        """The app a message names ("block her on tiktok"), by name or alias, if exactly one."""
+        folded = " " + re.sub(r"[^\w]+", " ", text.casefold()) + " "
+        found = {
+            platform.id
+            for platform in self.platforms.values()
+            for name in (platform.name, *platform.aliases)
+            if f" {name.casefold()} " in folded
+        }
+        return found.pop() if len(found) == 1 else None
 
     def region(self, region_id: str) -> Region:
         return self.regions.get(region_id) or self.regions[self.default_region]
@@ -260,6 +315,26 @@ def _region(rid: str, raw: Mapping[str, Any], problems: list[str]) -> Region:
             problems.append(f"resource {rid}/{res_id}: bad kinds {kinds}")
         if not entry.get("name") or not entry.get("contact"):
             problems.append(f"resource {rid}/{res_id}: name and contact are required")
+        contacts = entry.get("contacts", {})
+        if not isinstance(contacts, dict) or not all(
+            isinstance(v, str) and v.strip() for v in contacts.values()
+        ):
+            problems.append(f"resource {rid}/{res_id}: contacts must map locales to text")
+            contacts = {}
+        if contacts:
+            # A contact in another language is a fact of its own: it needs its own source.
+            _fact_fields(
+                f"resource {rid}/{res_id} contacts",
+                {
+                    "source": entry.get("contacts_source", ""),
+                    "checked": entry.get("contacts_checked", ""),
+                    "confidence": "verified",
+                },
+                problems,
+            )
+        ages = tuple(str(a) for a in entry.get("ages", ()))
+        if not set(ages) <= AGES:
+            problems.append(f"resource {rid}/{res_id}: ages must be among {sorted(AGES)}")
         items.append(
             Resource(
                 id=res_id,
@@ -270,6 +345,8 @@ def _region(rid: str, raw: Mapping[str, Any], problems: list[str]) -> Region:
                 source=source,
                 checked=checked,
                 confidence=confidence,
+                contacts={str(k): str(v) for k, v in contacts.items()},
+                ages=ages,
             )
         )
     return Region(
@@ -278,6 +355,50 @@ def _region(rid: str, raw: Mapping[str, Any], problems: list[str]) -> Region:
         emergency=str(raw.get("emergency", "")),
         resources=tuple(items),
     )
+
+
+def _fold_words(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _phrase(phrase: str) -> str:
+    """A phrase as a whole word: "pay" is not in "paycheck"; "$" still matches "$500"."""
+    before = r"(?<!\w)" if phrase[:1].isalnum() else ""
+    after = r"(?!\w)" if phrase[-1:].isalnum() else ""
+    return before + re.escape(phrase) + after
+
+
+def _hints(
+    node: Traversable, locale: str, problems: list[str]
+) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    if not node.is_file():
+        problems.append(f"{locale}: no hints.toml")
+        return ()
+    out: list[tuple[str, re.Pattern[str]]] = []
+    for category, phrases in _load_toml(node).items():
+        if category not in CATEGORIES or not isinstance(phrases, list) or not phrases:
+            problems.append(f"{locale}/hints.toml: {category!r} is not a category with phrases")
+            continue
+        words = "|".join(_phrase(_fold_words(str(p))) for p in phrases)
+        out.append((category, re.compile(words)))
+    return tuple(out)
+
+
+def _no_region(
+    raw: Mapping[str, Any], problems: list[str]
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    out: dict[str, tuple[tuple[str, str], ...]] = {}
+    for locale, entries in raw.items():
+        pairs: list[tuple[str, str]] = []
+        for entry in entries if isinstance(entries, list) else ():
+            region_id, _, res_id = str(entry).partition("/")
+            if not res_id:
+                problems.append(f"no_region {locale}: {entry!r} is not REGION/resource")
+                continue
+            pairs.append((region_id, res_id))
+        out[str(locale)] = tuple(pairs)
+    return out
 
 
 def _platform(pid: str, raw: Mapping[str, Any], problems: list[str]) -> Platform:
@@ -289,4 +410,5 @@ def _platform(pid: str, raw: Mapping[str, Any], problems: list[str]) -> Platform
         source=source,
         checked=checked,
         confidence=confidence,
+        aliases=tuple(str(a) for a in raw.get("aliases", ())),
     )

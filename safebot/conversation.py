@@ -23,7 +23,7 @@ from safebot.events import (
 )
 from safebot.flows import ChoiceDef, Flow, Node
 from safebot.messages import Choice, Message, Span, clean_text
-from safebot.model import Draft, PersonId, Session
+from safebot.model import Community, Draft, PersonId, Session
 from safebot.recognise import Recogniser
 from safebot.render import evidence_links, generated
 
@@ -84,6 +84,7 @@ class Policy:
     max_offender_chars: int = 200
     max_details_chars: int = 1500
     retention_days: int = 90
+    default_region: str = ""  # the deployment's region; "" = the content's default (INTL)
 
 
 # References: "R-" + 4 characters without look-alikes (no 0/O, 1/I/L, U).
@@ -143,9 +144,15 @@ class Engine:
             person=person,
             node=self.flow.start,
             locale=self.content.locale_for_hint(hint) or self.content.default_locale,
-            region=self.content.region_for_hint(hint) or self.content.default_region,
+            region=self._start_region(hint),
             updated_at=now,
         )
+
+    def _start_region(self, hint: str | None) -> str:
+        """The deployment's region if one is set, else a guess from the client's locale."""
+        if self.policy.default_region in self.content.regions:
+            return self.policy.default_region
+        return self.content.region_for_hint(hint) or self.content.default_region
 
     def step(self, session: Session | None, event: Event, now: float, token: str = "") -> Outcome:
         """Advance one person's conversation by one event.
@@ -207,15 +214,22 @@ class Engine:
         if found.crisis:
             # Crisis resources first, from any step. Then the person carries on from where
             # they were; crisis words are never taken as the answer to a report question.
-            turn.effects.append(self._crisis_reply(session))
-            if not node.choices or node.id == "crisis":
-                return self._enter(session, self.flow.start, turn)
+            turn.effects.append(self._crisis_reply(session, with_choices=True))
+            if not node.choices or node.once or node.id in ("crisis", "fallback", self.flow.start):
+                # Nothing to carry on with (a confirmation is not said twice, the menu sits
+                # behind the crisis screen's Menu button): the crisis screen is where we are.
+                return replace(session, node="crisis")
             turn.effects.append(Reply(self.render(session, node)))
             return session
 
         choice = self._match_choice(session, node, text)
         if choice is not None:
             return self._apply_choice(session, node, choice, turn)
+        said = self.content.category_said_in(text) if node.input is None else None
+        if said is not None:
+            # Only the category's name is kept, never the words: it pre-selects the report's
+            # category, which the person can change.
+            session = replace(session, vars={**session.vars, "said": said})
         short = len(text.split()) <= _SHORT_WORDS
         if found.intent in ("menu", "stop") and (short or node.input is None):
             session = self._abandon_report(session)
@@ -226,6 +240,12 @@ class Engine:
             target = self.flow.intents[found.intent]
             if target == "report.start" and session.draft.community is not None:
                 return self._enter(session, session.node, turn)
+            app = self.content.platform_named_in(text)
+            if target == "block.platform" and app is not None:
+                # "how do I block her on tiktok": straight to that app's walkthrough.
+                chosen = self.flow.choices.get(f"app.{app}")
+                if chosen is not None and chosen.go is not None:
+                    return self._enter(self._apply_set(session, chosen), chosen.go, turn)
             return self._enter(session, target, turn)
         if node.choices and node.id not in ("stop", "fallback"):
             turn.effects.append(self._say(session, "fallback.here"))
@@ -270,6 +290,8 @@ class Engine:
                 name = clean_text(event.community.name)
                 draft = replace(draft, community=event.community.id, community_name=name)
             session = replace(session, draft=draft)
+        if event.community is not None:
+            session = self._community_region(session, event.community)
         if target == "crisis":
             turn.effects.append(self._crisis_reply(session, with_choices=True))
             return replace(session, node="crisis")
@@ -315,6 +337,9 @@ class Engine:
                 Choice(f"locale.{code}", self.content.text(code, "language.name"))
                 for code in self.content.locales
             ]
+        said = self._preselected(session, node)
+        if said is not None:
+            node = replace(node, choices=(said, *(c for c in node.choices if c != said)))
         index = int(session.vars.get("step", "0"))
         total = len(self._step_list(session, node)) if node.steps else 0
         for choice_id in node.choices:
@@ -326,6 +351,16 @@ class Engine:
                 label = "choice.done"
             out.append(Choice(choice_id, self.content.text(loc, label)))
         return tuple(out)
+
+    def _preselected(self, session: Session, node: Node) -> str | None:
+        """The category choice on this node that matches what the person already said."""
+        said = session.vars.get("said")
+        if said is None or session.draft.category is not None:
+            return None
+        for choice_id in node.choices:
+            if self.flow.choices[choice_id].set.get("category") == said:
+                return choice_id
+        return None
 
     def _choice_by_id(self, session: Session, node: Node, choice_id: str) -> Choice | None:
         for choice in self._choices(session, node):
@@ -383,12 +418,18 @@ class Engine:
         if kind == "community":
             picked = session.offered[int(value)]
             draft = replace(session.draft, community=picked.id, community_name=picked.name)
-            session = replace(session, draft=draft)
+            session = self._community_region(replace(session, draft=draft), picked)
         elif kind == "region":
-            session = replace(session, region=value)
+            session = replace(session, region=value, region_chosen=True)
         else:
             session = replace(session, locale=value, locale_chosen=True)
         return self._enter(session, node.next or self.flow.start, turn)
+
+    def _community_region(self, session: Session, community: Community) -> Session:
+        """Asking from a community: its moderators' region, unless the person picked one."""
+        if session.region_chosen or community.region not in self.content.regions:
+            return session
+        return replace(session, region=community.region)
 
     def _apply_set(self, session: Session, spec: ChoiceDef) -> Session:
         if not spec.set:
@@ -473,6 +514,10 @@ class Engine:
                 blocks.append(generated(text_id, self.content, session))
             else:
                 blocks.append(self.content.spans(loc, text_id))
+        said = self._preselected(session, node)
+        if said is not None:
+            label = self.content.text(loc, self.flow.choices[said].label)
+            blocks.append(self.content.spans(loc, "report.preselected", category=label))
         steps = self._step_list(session, node) if node.steps else ()
         if node.steps and not steps:
             # A conversation stored before a content update removed these steps.

@@ -24,6 +24,7 @@ SETTABLE = {
     "device": None,
     "category": frozenset({"threats", "money", "more_images", "other"}),
     "reveal": frozenset({"yes", "no"}),
+    "age": frozenset({"under18", "adult"}),  # a range, only where it changes the answer
 }
 DRAFT_FIELDS = frozenset({"offender", "details", "evidence"})
 GENERATED = frozenset(
@@ -53,6 +54,7 @@ class Node:
     review: bool = False
     next: str | None = None
     empty: str | None = None  # pick nodes: where to go when there is nothing to pick
+    once: bool = False  # a confirmation ("Saved."): said once, never repeated after a crisis
 
     @property
     def kind(self) -> str:
@@ -103,6 +105,7 @@ def parse_flow(raw: Mapping[str, Any]) -> Flow:
             review=bool(spec.get("review", False)),
             next=spec.get("next"),
             empty=spec.get("empty"),
+            once=bool(spec.get("once", False)),
         )
         for nid, spec in raw.get("nodes", {}).items()
     }

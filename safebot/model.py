@@ -75,10 +75,12 @@ class CommunityId:
 
 @dataclass(frozen=True, slots=True)
 class Community:
-    """A community as offered to a person: its id and its display name (untrusted text)."""
+    """A community as offered to a person: its id, its display name (untrusted text) and the
+    region its moderators chose at setup ("" when none)."""
 
     id: CommunityId
     name: str
+    region: str = ""
 
 
 class Category(StrEnum):
@@ -148,6 +150,7 @@ class Session:
     region: str
     updated_at: float
     locale_chosen: bool = False
+    region_chosen: bool = False  # the person picked a country: no community region overrides it
     vars: Mapping[str, str] = field(default_factory=dict)
     draft: Draft = field(default_factory=Draft)
     offered: tuple[Community, ...] = ()
@@ -164,9 +167,10 @@ class Session:
                 "region": self.region,
                 "updated_at": self.updated_at,
                 "locale_chosen": self.locale_chosen,
+                "region_chosen": self.region_chosen,
                 "vars": dict(self.vars),
                 "draft": self.draft.to_dict(),
-                "offered": [[c.id.key, c.name] for c in self.offered],
+                "offered": [[c.id.key, c.name, c.region] for c in self.offered],
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -182,9 +186,13 @@ class Session:
             region=data["region"],
             updated_at=float(data["updated_at"]),
             locale_chosen=bool(data.get("locale_chosen", False)),
+            region_chosen=bool(data.get("region_chosen", False)),
             vars=dict(data.get("vars") or {}),
             draft=Draft.from_dict(data.get("draft") or {}),
-            offered=tuple(Community(CommunityId.parse(k), n) for k, n in data.get("offered") or ()),
+            offered=tuple(
+                Community(CommunityId.parse(row[0]), row[1], row[2] if len(row) > 2 else "")
+                for row in data.get("offered") or ()
+            ),
             version=version,
         )
 
@@ -259,6 +267,7 @@ class CommunityConfig:
     mention: str | None = None  # role id (Discord) or None
     locale: str = "en"
     blocked: tuple[str, ...] = ()  # pseudonyms of people refused from reporting here
+    region: str = ""  # region id chosen at setup, for people who have not picked a country
     updated_at: float = 0.0
 
 

@@ -25,7 +25,8 @@ def _join(blocks: list[tuple[Span, ...]]) -> tuple[Span, ...]:
 def _resource_lines(content: Content, locale: str, items: tuple[Resource, ...]) -> tuple[Span, ...]:
     lines: list[str] = []
     for res in items:
-        lines.append(f"• **{res.name}** ({res.contact}): {content.text(locale, f'res.{res.id}')}")
+        contact = res.contact_for(locale)
+        lines.append(f"• **{res.name}** ({contact}): {content.text(locale, f'res.{res.id}')}")
     return (Span("\n".join(lines)),) if lines else ()
 
 
@@ -36,18 +37,45 @@ def _emergency(content: Content, session: Session) -> tuple[Span, ...]:
     return content.spans(session.locale, "crisis.emergency_local")
 
 
+def _labelled_lines(content: Content, locale: str) -> tuple[Span, ...]:
+    """One short line per crisis line, each with its country, for when no region is known."""
+    lines: list[str] = []
+    for region_id, res_id in content.no_region.get(locale) or content.no_region.get(
+        content.default_locale, ()
+    ):
+        res = content.resource(region_id, res_id)
+        if res is None:
+            continue
+        if region_id == content.default_region:
+            where = content.text(locale, "crisis.anywhere")
+        else:
+            where = content.text(locale, content.region(region_id).label)
+        lines.append(f"• **{where}**: {res.name}, {res.contact_for(locale)}")
+    return (Span("\n".join(lines)),) if lines else ()
+
+
 def _crisis(content: Content, session: Session) -> tuple[Span, ...]:
     loc = session.locale
     region = content.region(session.region)
-    blocks = [
-        content.spans(loc, "crisis.intro"),
-        _emergency(content, session),
-        _resource_lines(content, loc, region.of_kind("crisis")),
-    ]
     if region.id == content.default_region:
-        blocks.append(content.spans(loc, "crisis.pick_region"))
-    blocks.append(content.spans(loc, "crisis.after"))
-    return _join(blocks)
+        # No region known: lines that work at once, each labelled with its country, and the
+        # Country button (the node's choices) to get the numbers for where the person is.
+        return _join(
+            [
+                content.spans(loc, "crisis.intro"),
+                _emergency(content, session),
+                _labelled_lines(content, loc),
+                content.spans(loc, "crisis.pick_region"),
+            ]
+        )
+    return _join(
+        [
+            content.spans(loc, "crisis.intro"),
+            _emergency(content, session),
+            _resource_lines(content, loc, region.of_kind("crisis")),
+            content.spans(loc, "crisis.after"),
+        ]
+    )
 
 
 def _resources(content: Content, session: Session) -> tuple[Span, ...]:
@@ -65,23 +93,37 @@ def _resources(content: Content, session: Session) -> tuple[Span, ...]:
 
 
 def _takedown(content: Content, session: Session) -> tuple[Span, ...]:
+    """Take-down tools for the age range the person gave (never stored beyond the chat)."""
     loc = session.locale
+    age = session.vars.get("age")
     items = content.region(content.default_region).of_kind("takedown")
     region = content.region(session.region)
     if region.id != content.default_region:
         items += region.of_kind("takedown")
-    return _resource_lines(content, loc, items)
+    return _resource_lines(content, loc, tuple(r for r in items if r.for_age(age)))
 
 
 def _outside_help(content: Content, session: Session) -> tuple[Span, ...]:
+    """After a report, or when there is no community: always a hotline to report to (the
+    CyberTipline or the region's own), Take It Down and a crisis line."""
     loc = session.locale
     region = content.region(session.region)
-    items = region.of_kind("report", "police")
+    anywhere = content.region(content.default_region)
+    items = list(region.of_kind("report", "police"))
+    if not any("directory" not in r.kinds for r in region.of_kind("report")):
+        # No national hotline known here: the CyberTipline takes reports from anyone.
+        cybertip = content.resource("US", "us.cybertipline")
+        if cybertip is not None:
+            items.insert(0, cybertip)
+    items += [r for r in anywhere.of_kind("takedown") if "under18" in r.ages]
+    crisis = region.of_kind("crisis")
+    if crisis and crisis[0] not in items:
+        items.append(crisis[0])
     return _join(
         [
             content.spans(loc, "outside.intro"),
             content.spans(loc, "outside.platform"),
-            _resource_lines(content, loc, items),
+            _resource_lines(content, loc, tuple(items)),
             _emergency(content, session),
         ]
     )

@@ -56,7 +56,7 @@ from safebot.moderation import Action, apply_action, build_alert, status_message
 from safebot.ports import DeliveryError, MembershipCheck, PlatformPort
 from safebot.pseudonym import pseudonym
 from safebot.recognise import Recogniser
-from safebot.settings import Settings
+from safebot.settings import Settings, SettingsError
 from safebot.store.base import DuplicateReference, Store, VersionConflict
 
 __all__ = ["ModeratorReply", "SafeBot", "build_engine"]
@@ -71,9 +71,13 @@ def build_engine(
     content = content or Content.load()
     flow = flow or load_flow()
     recogniser = Recogniser.from_dir(content.root, content.locales)
+    if settings.default_region and settings.default_region not in content.regions:
+        known = ", ".join(sorted(content.regions))
+        raise SettingsError([f"default_region {settings.default_region!r} is not one of {known}"])
     policy = Policy(
         idle_timeout=settings.idle_timeout_minutes * 60.0,
         retention_days=settings.retention_days,
+        default_region=settings.default_region,
     )
     return Engine(flow, content, recogniser, policy)
 

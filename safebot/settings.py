@@ -91,6 +91,10 @@ class MatrixSettings:
 class Settings:
     database_url: str = field(default_factory=default_database)
     default_locale: str = "en"
+    # Where this deployment's people mostly are (a region id from content/resources.toml, e.g.
+    # "US"): used when the person has not picked a country. Empty: guess from the client's
+    # language, else the international lines.
+    default_region: str = ""
     idle_timeout_minutes: float = 30.0
     retention_days: int = 90
     # Conversations (unfinished drafts included) not touched for this long are deleted by the

@@ -107,7 +107,10 @@ def explore(engine: Engine, limit: int = 3000) -> tuple[list[Session], set[tuple
     queue.append(nothing)
     while queue and len(states) < limit:
         session = queue.popleft()
-        variables = tuple(sorted((k, v) for k, v in session.vars.items() if k != "reference"))
+        # "said" (a category hint from typed text) only reorders one screen's choices.
+        variables = tuple(
+            sorted((k, v) for k, v in session.vars.items() if k not in ("reference", "said"))
+        )
         key = (session.node, variables, session.draft.community is not None)
         if key in seen_keys:
             continue

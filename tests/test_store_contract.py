@@ -581,6 +581,15 @@ async def test_community_crud(store: Store) -> None:
     assert await store.get_community(GUILD) is None
 
 
+async def test_community_region_is_kept(store: Store) -> None:
+    await store.put_community(config())
+    assert (await store.get_community(GUILD)).region == ""  # type: ignore[union-attr]
+    await store.put_community(config(region="UK"))
+    assert await store.get_community(GUILD) == config(region="UK")
+    listed = await store.list_communities(GUILD.platform)
+    assert [c.region for c in listed] == ["UK"]
+
+
 async def test_list_communities_by_platform(store: Store) -> None:
     first, second = config(GUILD, name="Zeta"), config(OTHER_GUILD, name="Alpha")
     room = config(ROOM, destination="!mods:example.org")

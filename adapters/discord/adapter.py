@@ -9,6 +9,7 @@ import datetime
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -275,10 +276,12 @@ class DiscordAdapter:
         evidence: str | None = None,
     ) -> None:
         community = None
-        if name == "report" and interaction.guild is not None:
+        if interaction.guild is not None:
+            # Asked from a server: the report goes there, and its region (if its moderators
+            # chose one) is used until the person picks a country.
             config = await self.store.get_community(community_of(interaction.guild).id)
             if config is not None:
-                community = community_of(interaction.guild)
+                community = replace(community_of(interaction.guild), region=config.region)
         event = CommandInvoked(
             person_of(interaction.user),
             name,
@@ -441,6 +444,7 @@ class DiscordAdapter:
         interaction: discord.Interaction[Any],
         channel: discord.TextChannel,
         role: discord.Role,
+        region: str | None = None,
     ) -> None:
         locale = self._locale_of(interaction)
         if interaction.guild is None:
@@ -463,6 +467,7 @@ class DiscordAdapter:
             mention=str(role.id),
             locale=existing.locale if existing else locale,
             blocked=existing.blocked if existing else (),
+            region=region if region is not None else (existing.region if existing else ""),
         )
         await self.bot.configure_community(config, actor=str(interaction.user.id))
         text = self.t("discord.setup_done", locale, channel=f"#{channel.name}", role=role.name)
@@ -569,14 +574,26 @@ class DiscordAdapter:
         simple("resources", "discord.cmd.resources", "resources")
         simple("forget-me", "discord.cmd.forget", "forget")
 
+        content = self.content
+        regions = [
+            app_commands.Choice(name=content.text(content.default_locale, r.label), value=r.id)
+            for r in content.regions.values()
+        ][:25]
+
         @group.command(name="setup", description=s("discord.cmd.setup"))
         @app_commands.describe(
-            channel=s("discord.cmd.setup_channel"), role=s("discord.cmd.setup_role")
+            channel=s("discord.cmd.setup_channel"),
+            role=s("discord.cmd.setup_role"),
+            region=s("discord.cmd.setup_region"),
         )
+        @app_commands.choices(region=regions)
         async def setup(
-            interaction: discord.Interaction[Any], channel: discord.TextChannel, role: discord.Role
+            interaction: discord.Interaction[Any],
+            channel: discord.TextChannel,
+            role: discord.Role,
+            region: str | None = None,
         ) -> None:
-            await adapter.setup_command(interaction, channel, role)
+            await adapter.setup_command(interaction, channel, role, region)
 
         @group.command(name="status", description=s("discord.cmd.status"))
         async def status(interaction: discord.Interaction[Any]) -> None:
@@ -621,9 +638,8 @@ class DiscordAdapter:
         for config, yes in zip(configs, answers, strict=True):
             if yes:
                 guild = self.client.get_guild(int(config.community.id))
-                found.append(
-                    community_of(guild) if guild else Community(config.community, config.name)
-                )
+                named = community_of(guild) if guild else Community(config.community, config.name)
+                found.append(replace(named, region=config.region))
         return found
 
     async def is_member(self, person: PersonId, community: CommunityId) -> bool:

@@ -490,8 +490,8 @@ class MatrixAdapter:
                 await self._say(room.room_id, "matrix.mod.help")
                 return
             await self._act(room.room_id, sender, args[0].upper(), name)
-        elif name == "link" and len(args) == 1:
-            await self._link(room, sender, args[0])
+        elif name == "link" and len(args) in (1, 2):
+            await self._link(room, sender, args[0], args[1].upper() if len(args) == 2 else None)
         elif name == "unlink":
             await self._unlink(room, sender, args[0] if args else None)
         elif name == "status":
@@ -499,8 +499,14 @@ class MatrixAdapter:
         else:
             await self._say(room.room_id, "matrix.mod.help")
 
-    async def _link(self, room: MatrixRoom, sender: str, target: str) -> None:
+    async def _link(
+        self, room: MatrixRoom, sender: str, target: str, region: str | None = None
+    ) -> None:
         assert self.client is not None
+        if region is not None and region not in self.content.regions:
+            codes = ", ".join(sorted(self.content.regions))
+            await self._say(room.room_id, "matrix.mod.unknown_region", regions=codes)
+            return
         community_room = await self._resolve(target)
         if community_room is None:
             await self._say(room.room_id, "matrix.mod.unknown_room")
@@ -523,6 +529,7 @@ class MatrixAdapter:
             destination=room.room_id,
             locale=existing.locale if existing else self.content.default_locale,
             blocked=existing.blocked if existing else (),
+            region=region if region is not None else (existing.region if existing else ""),
         )
         await self.bot.configure_community(config, actor=sender)
         await self._say(room.room_id, "matrix.mod.linked", room=name)
@@ -665,7 +672,7 @@ class MatrixAdapter:
             if any(m.user_id == person.id for m in response.members):
                 room = self.client.rooms.get(config.community.id)
                 name = room.display_name if room is not None else config.name
-                found.append(Community(config.community, name or config.name))
+                found.append(Community(config.community, name or config.name, config.region))
         return found
 
     async def _moderators(self, config: CommunityConfig) -> list[str]:

@@ -82,6 +82,7 @@ def community(row: Row) -> CommunityConfig:
         locale=row["locale"],
         blocked=tuple(json.loads(row["blocked"])),
         updated_at=float(row["updated_at"]),
+        region=row["region"],
     )
 
 

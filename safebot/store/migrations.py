@@ -124,11 +124,18 @@ CREATE TABLE deployment_secret (
 );
 """
 
+_V5 = """
+-- The region a community's moderators chose at setup ('' = none): the crisis lines and help
+-- shown to people asking from that community, until they pick a country themselves.
+ALTER TABLE communities ADD COLUMN region TEXT NOT NULL DEFAULT '';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, reports and outbox", _V1),
     Migration(2, "community settings and audit log", _V2),
     Migration(3, "rate limit counters shared by processes", _V3),
     Migration(4, "reporter pseudonyms that outlive forget-me; session expiry index", _V4),
+    Migration(5, "community region", _V5),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

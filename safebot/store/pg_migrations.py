@@ -129,7 +129,11 @@ CREATE TABLE deployment_secret (
 );
 """
 
-_SCRIPTS = (_V1, _V2, _V3, _V4)
+_V5 = """
+ALTER TABLE communities ADD COLUMN region TEXT NOT NULL DEFAULT '';
+"""
+
+_SCRIPTS = (_V1, _V2, _V3, _V4, _V5)
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
     Migration(m.version, m.description, script)

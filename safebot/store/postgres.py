@@ -93,7 +93,9 @@ _OUTBOX_FIELDS = (
 )
 _REPORT_COLUMNS = ", ".join(_REPORT_FIELDS)
 _OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
-_COMMUNITY_COLUMNS = "community, platform, name, destination, mention, locale, blocked, updated_at"
+_COMMUNITY_COLUMNS = (
+    "community, platform, name, destination, mention, locale, blocked, updated_at, region"
+)
 _AUDIT_COLUMNS = "at, actor, action, reference, community"
 
 
@@ -493,11 +495,12 @@ class PostgresStore:
     async def put_community(self, config: CommunityConfig) -> None:
         await self._write(
             f"INSERT INTO communities ({_COMMUNITY_COLUMNS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
             "ON CONFLICT (community) DO UPDATE SET platform = excluded.platform, "
             "name = excluded.name, destination = excluded.destination, "
             "mention = excluded.mention, locale = excluded.locale, "
-            "blocked = excluded.blocked, updated_at = excluded.updated_at",
+            "blocked = excluded.blocked, updated_at = excluded.updated_at, "
+            "region = excluded.region",
             config.community.key,
             config.community.platform,
             config.name,
@@ -506,6 +509,7 @@ class PostgresStore:
             config.locale,
             codec.dumps(list(config.blocked)),
             float(config.updated_at),
+            config.region,
         )
 
     async def delete_community(self, community: CommunityId) -> None:

@@ -84,7 +84,9 @@ _OUTBOX_COLUMNS = (
     "key, kind, reference, community, payload, created_at, next_try, attempts, delivered_at, "
     "parked, last_error"
 )
-_COMMUNITY_COLUMNS = "community, platform, name, destination, mention, locale, blocked, updated_at"
+_COMMUNITY_COLUMNS = (
+    "community, platform, name, destination, mention, locale, blocked, updated_at, region"
+)
 _AUDIT_COLUMNS = "at, actor, action, reference, community"
 
 _INSERT_OUTBOX = (
@@ -464,11 +466,13 @@ class SqliteStore:
     async def put_community(self, config: CommunityConfig) -> None:
         async with self._transaction(durable=True) as conn:
             await conn.execute(
-                f"INSERT INTO communities ({_COMMUNITY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO communities ({_COMMUNITY_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (community) DO UPDATE SET platform = excluded.platform, "
                 "name = excluded.name, destination = excluded.destination, "
                 "mention = excluded.mention, locale = excluded.locale, "
-                "blocked = excluded.blocked, updated_at = excluded.updated_at",
+                "blocked = excluded.blocked, updated_at = excluded.updated_at, "
+                "region = excluded.region",
                 (
                     config.community.key,
                     config.community.platform,
@@ -478,6 +482,7 @@ class SqliteStore:
                     config.locale,
                     codec.dumps(list(config.blocked)),
                     config.updated_at,
+                    config.region,
                 ),
             )
 
