@@ -25,7 +25,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,8 @@ FUZZY_MIN_LEN = 6
 """Keywords and words at least this long match with one edit (typo) allowed."""
 
 _ALLOWED_KEYS = frozenset({"patterns", "keywords"})
+_MARKERS = "markers"
+"""The table in intents.toml that lists a language's marker words (not an intent)."""
 
 # --- normalization ------------------------------------------------------------------------
 
@@ -363,6 +365,10 @@ class Recognition:
     """The locale whose patterns produced ``intent`` (None when nothing matched)."""
     crisis: bool
     """Crisis language was present, whatever else matched."""
+    language: str | None = None
+    """The locale the text is written in, from its marker words (None: no telling)."""
+    language_words: int = 0
+    """How many distinct marker words of ``language`` the text holds."""
 
 
 _NOTHING = Recognition(intent=None, locale=None, crisis=False)
@@ -451,7 +457,17 @@ class Recogniser:
     """Recognises intents in free text for a fixed set of locales. Immutable; safe to share
     between threads and tasks."""
 
-    __slots__ = ("_by_prefix", "_by_word", "_exact", "_fuzzy", "_fuzzy_max", "_locales", "_memo")
+    __slots__ = (
+        "_by_prefix",
+        "_by_word",
+        "_exact",
+        "_fuzzy",
+        "_fuzzy_max",
+        "_locales",
+        "_markers",
+        "_memo",
+        "_weights",
+    )
 
     def __init__(
         self,
@@ -460,6 +476,8 @@ class Recogniser:
         by_prefix: Mapping[str, tuple[_Entry, ...]],
         exact: Mapping[str, frozenset[tuple[int, int]]],
         fuzzy: Mapping[str, tuple[tuple[str, int, int], ...]],
+        markers: Mapping[str, int] | None = None,
+        weights: Sequence[float] = (),
     ) -> None:
         self._locales = tuple(locales)
         self._by_word = dict(by_word)  # first word -> patterns that can start with it
@@ -468,6 +486,8 @@ class Recogniser:
         self._fuzzy = dict(fuzzy)  # deletion variant -> ((keyword, locale index, rank), ...)
         self._fuzzy_max = max((len(k) for hits in fuzzy.values() for k, _, _ in hits), default=0)
         self._memo: dict[str, _WordInfo] = {}  # rule word -> _word_info(word), bounded
+        self._markers = dict(markers or {})  # marker word -> the one locale index it shows
+        self._weights = tuple(weights) or (1.0,) * len(self._locales)
 
     @classmethod
     def from_dir(cls, content_dir: Traversable | Path, locales: Sequence[str]) -> Recogniser:
@@ -492,9 +512,15 @@ class Recogniser:
         by_prefix: dict[str, list[_Entry]] = {}
         exact: dict[str, set[tuple[int, int]]] = {}
         fuzzy: dict[str, list[tuple[str, int, int]]] = {}
+        marker_sets: list[frozenset[str]] = []
+        weights: list[float] = []
         for index, (locale, table) in enumerate(tables.items()):
             if not isinstance(table, Mapping):
                 raise ValueError(f"{locale}: expected a table of intents")
+            words, weight = _check_markers(locale, table.get(_MARKERS, {}))
+            marker_sets.append(words)
+            weights.append(weight)
+            table = {key: value for key, value in table.items() if key != _MARKERS}
             unknown = sorted(set(table) - set(INTENTS))
             if unknown:
                 raise ValueError(f"{locale}: unknown intents {unknown}; known: {list(INTENTS)}")
@@ -543,6 +569,8 @@ class Recogniser:
             {prefix: _by_rank(entries) for prefix, entries in by_prefix.items()},
             {word: frozenset(hits) for word, hits in exact.items()},
             {variant: tuple(dict.fromkeys(hits)) for variant, hits in fuzzy.items()},
+            _unique_markers(marker_sets),
+            weights,
         )
 
     @property
@@ -559,15 +587,16 @@ class Recogniser:
             return _NOTHING
         normalized = normalize(text[:_RAW_MAX_CHARS])
         head = normalized[:MAX_CHARS]
+        language = self._language(head)
         ranks = self._ranks(head)
         best = min(ranks)
         if best != _CRISIS and len(normalized) > MAX_CHARS:
             # Long text: look for crisis language past the first MAX_CHARS too.
             crisis = self._crisis_locales(normalized[:CRISIS_MAX_CHARS])
             if crisis:
-                return self._result(_CRISIS, crisis, prefer)
+                return self._result(_CRISIS, crisis, prefer, language)
         if best == len(INTENTS):
-            return _NOTHING
+            return replace(_NOTHING, language=language[0], language_words=language[1])
         tied = [i for i, rank in enumerate(ranks) if rank == best]
         if len(tied) > 1:
             # The locale whose rules explain more of the message wins: "dile a los admins"
@@ -575,7 +604,22 @@ class Recogniser:
             evidence = [self._evidence(i, best, head) for i in tied]
             most = max(evidence)
             tied = [i for i, size in zip(tied, evidence, strict=True) if size == most]
-        return self._result(best, tied, prefer)
+        return self._result(best, tied, prefer, language)
+
+    def _language(self, text: str) -> tuple[str | None, int]:
+        """The locale whose marker words (weighted) the text holds most, and how many distinct
+        ones; ``(None, 0)`` when it holds none or two locales tie."""
+        counts = [0] * len(self._locales)
+        for word in set(_WORD_RE.findall(text)):
+            index = self._markers.get(word)
+            if index is not None:
+                counts[index] += 1
+        scores = [count * weight for count, weight in zip(counts, self._weights, strict=True)]
+        best = max(scores)
+        if best == 0 or scores.count(best) > 1:
+            return None, 0
+        index = scores.index(best)
+        return self._locales[index].name, counts[index]
 
     def _ranks(self, text: str) -> list[int]:
         """Best rank per locale index (``len(INTENTS)`` for none). Only ranks no worse than
@@ -666,10 +710,53 @@ class Recogniser:
                 size = len(word)
         return size
 
-    def _result(self, rank: int, candidates: list[int], prefer: str | None) -> Recognition:
+    def _result(
+        self,
+        rank: int,
+        candidates: list[int],
+        prefer: str | None,
+        language: tuple[str | None, int],
+    ) -> Recognition:
         names = [self._locales[i].name for i in candidates]
         locale = prefer if prefer in names else names[0]
-        return Recognition(intent=INTENTS[rank], locale=locale, crisis=rank == _CRISIS)
+        return Recognition(
+            intent=INTENTS[rank],
+            locale=locale,
+            crisis=rank == _CRISIS,
+            language=language[0],
+            language_words=language[1],
+        )
+
+
+def _check_markers(locale: str, spec: object) -> tuple[frozenset[str], float]:
+    """``[markers]``: ``words`` that show a message is written in this locale, and the
+    ``weight`` of each (default 1)."""
+    where = f"{locale}.{_MARKERS}"
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{where}: expected a table")
+    bad_keys = sorted(set(spec) - {"words", "weight"})
+    if bad_keys:
+        raise ValueError(f"{where}: unknown keys {bad_keys}")
+    words = spec.get("words", [])
+    weight = spec.get("weight", 1)
+    if not isinstance(words, list):
+        raise ValueError(f"{where}: words must be a list")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+        raise ValueError(f"{where}: weight must be a positive number")
+    return frozenset(_check_keyword(where, word) for word in words), float(weight)
+
+
+def _unique_markers(marker_sets: Sequence[frozenset[str]]) -> dict[str, int]:
+    """Marker word -> locale index, for words listed by exactly one locale: a word two
+    languages share ("no", "me") shows neither."""
+    seen: dict[str, int] = {}
+    shared: set[str] = set()
+    for index, words in enumerate(marker_sets):
+        for word in words:
+            if word in seen:
+                shared.add(word)
+            seen[word] = index
+    return {word: index for word, index in seen.items() if word not in shared}
 
 
 def _by_rank(entries: list[_Entry]) -> tuple[_Entry, ...]:
