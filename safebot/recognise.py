@@ -37,18 +37,19 @@ INTENTS: tuple[str, ...] = (
     "stop",
     "forget",
     "language",
-    "report",
-    "block",
     "q_pay",
     "q_delete",
     "takedown",
     "disclosure",
+    "report",
+    "block",
     "understand",
     "todo",
     "resources",
     "menu",
 )
-"""Every intent, in priority order: when several match, the earlier one wins."""
+"""Every intent, in priority order: when several match, the earlier one wins. A threat comes
+before blocking or reporting: "if i block him he posts my pics" is a disclosure first."""
 
 _RANK: dict[str, int] = {name: rank for rank, name in enumerate(INTENTS)}
 _CRISIS = _RANK["crisis"]

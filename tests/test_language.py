@@ -138,3 +138,13 @@ def test_every_fallback_offers_crisis_help(engine: Engine, before: str) -> None:
         assert outcome.session.node == "fallback"
     line = engine.content.text("en", "fallback.crisis")
     assert any(line in raw(m) for m in outcome.replies)
+
+
+@pytest.mark.parametrize(
+    ("before", "typed"), [("hi", "crisis"), ("hola", "crisis"), ("hi", "help now")]
+)
+def test_typing_what_the_crisis_line_says_gives_crisis_help(
+    engine: Engine, before: str, typed: str
+) -> None:
+    outcome = then(engine, first(engine, before).session, typed)
+    assert outcome.replies[0].urgent

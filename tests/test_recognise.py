@@ -639,3 +639,19 @@ def test_typical_message_is_fast(rec: Recogniser) -> None:
     per_call = (time.perf_counter() - start) / (rounds * len(texts))
     # Well under 50 microseconds on a developer machine; generous here for slow CI runners.
     assert per_call < 500e-6, f"{per_call * 1e6:.1f} µs per call"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "he said if i block him he'll send everything to my mom",
+        "if i report her she says she leaks my pics",
+        "if i tell the mods he'll post the video",
+        "si lo bloqueo le manda todo a mi papá",
+        "dice que si lo reporto sube los videos",
+    ],
+)
+def test_a_threat_that_mentions_blocking_or_reporting_is_a_disclosure_first(
+    rec: Recogniser, text: str
+) -> None:
+    assert rec.recognise(text).intent == "disclosure"
