@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
+import sys
 import time
 import tomllib
 from importlib.resources import files
@@ -14,11 +16,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from understanding_set import HELD_OUT, MAIN, load
 
 from safebot.recognise import INTENTS, Recogniser, Recognition, normalize
 
 CONTENT = Path(__file__).parents[1] / "content"
 LOCALES = ["en", "es"]
+EVALUATION = [sample.text for path in (MAIN, HELD_OUT) for sample in load(path)]
 
 
 @pytest.fixture(scope="module")
@@ -655,3 +659,25 @@ def test_a_threat_that_mentions_blocking_or_reporting_is_a_disclosure_first(
     rec: Recogniser, text: str
 ) -> None:
     assert rec.recognise(text).intent == "disclosure"
+
+
+def test_the_index_does_not_lean_on_cpythons_private_parser() -> None:
+    """With ``re._parser`` unimportable, patterns are still indexed by their first words."""
+    code = (
+        "import re, sys\n"
+        "sys.modules['re._parser'] = sys.modules['re._constants'] = None\n"
+        "sys.modules['sre_parse'] = sys.modules['sre_constants'] = None\n"
+        "from safebot.recognise import _first_words\n"
+        "got = _first_words(r'\\b(?:want|wanna)\\W+(?:to\\W+)?d\\W?i+\\W?e+\\b')\n"
+        "assert got == (frozenset({'want', 'wanna'}), frozenset()), got\n"
+        "got = _first_words(r'\\bsu+i+c+i+d(?:e|al)\\b')\n"
+        "assert got == (frozenset(), frozenset({'su'})), got\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_index_agrees_with_naive_search_on_the_evaluation_set(locale: str) -> None:
+    for text in EVALUATION:
+        assert _recogniser(locale).recognise(text).intent == _reference(_table(locale), text), text
