@@ -1,9 +1,11 @@
 """Understanding benchmark: how well SafeBot's first reply fits a teenager's first message.
 
-Reads the hand-written, labelled set in tests/data/understanding.toml (English, Spanish and
-Spanglish), sends each message as the first message of a new conversation, and prints:
-recall per label and language, the language of the reply, the crisis and sextortion figures
-against their targets, and every crisis message that did not get crisis help first.
+Reads the hand-written, labelled set in tests/data/ (English, Spanish and Spanglish; the
+main set is understanding.toml and understanding_seen.toml, the held-out part is
+understanding_heldout.toml), sends each message as the first message of a new
+conversation, and prints: recall per label and language, the language of the reply, the
+crisis and sextortion figures against their targets, and every crisis message that did not
+get crisis help first.
 
     .venv/bin/python bench/understanding.py              # the main set
     .venv/bin/python bench/understanding.py --held-out   # the held-out part (check overfitting)
@@ -105,8 +107,9 @@ def main() -> int:
     parser.add_argument("--misses", action="store_true", help="list every miss, not only crisis")
     args = parser.parse_args()
     engine = build_engine(Settings())
-    samples = load(HELD_OUT if args.held_out else MAIN)
-    print(f"{len(samples)} messages from {(HELD_OUT if args.held_out else MAIN).name}\n")
+    paths = HELD_OUT if args.held_out else MAIN
+    samples = load(paths)
+    print(f"{len(samples)} messages from {', '.join(path.name for path in paths)}\n")
     return 0 if report([score(engine, s) for s in samples], args.misses) else 1
 
 

@@ -22,7 +22,7 @@ from safebot.recognise import INTENTS, Recogniser, Recognition, normalize
 
 CONTENT = Path(__file__).parents[1] / "content"
 LOCALES = ["en", "es"]
-EVALUATION = [sample.text for path in (MAIN, HELD_OUT) for sample in load(path)]
+EVALUATION = [sample.text for sample in load(MAIN + HELD_OUT)]
 
 
 @pytest.fixture(scope="module")

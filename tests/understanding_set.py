@@ -17,8 +17,10 @@ from safebot.messages import Message
 from safebot.model import PersonId
 
 DATA = Path(__file__).resolve().parent / "data"
-MAIN = DATA / "understanding.toml"
-HELD_OUT = DATA / "understanding_heldout.toml"
+MAIN = (DATA / "understanding.toml", DATA / "understanding_seen.toml")
+"""The set the rules are tuned on: the main set and the first held-out part, once seen."""
+HELD_OUT = (DATA / "understanding_heldout.toml",)
+"""Never used for tuning: run at the end to check for overfitting."""
 
 SEXTORTION = frozenset({"threat", "money", "more_images"})
 """Labels for a sextortion disclosure of any kind."""
@@ -70,14 +72,17 @@ class Scored:
         return not self.crisis_first and not self.sextortion  # benign, ambiguous
 
 
-def load(path: Path = MAIN) -> list[Sample]:
-    with path.open("rb") as fh:
-        data = tomllib.load(fh)
-    return [
-        Sample(text, group["label"], group["lang"], group.get("style", group["lang"]))
-        for group in data["group"]
-        for text in group["messages"]
-    ]
+def load(paths: tuple[Path, ...] = MAIN) -> list[Sample]:
+    samples: list[Sample] = []
+    for path in paths:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+        samples += [
+            Sample(text, group["label"], group["lang"], group.get("style", group["lang"]))
+            for group in data["group"]
+            for text in group["messages"]
+        ]
+    return samples
 
 
 def score(engine: Engine, sample: Sample) -> Scored:
