@@ -164,8 +164,9 @@ class Engine:
             session = self.new_session(event.person, now, hint)
             if found is not None:
                 # The language comes from the text before anything is said, welcome included.
+                # A client locale is the first guess: then it takes a clear sentence to change.
                 hinted = self.content.locale_for_hint(hint) is not None
-                session = self._first_language(session, found, hinted)
+                session = self._follow_language(session, found, _CLEAR_WORDS if hinted else 1)
             if found is None or not found.crisis:
                 turn.effects.append(self._say(session, "welcome.hello"))
         elif now - session.updated_at > self.policy.idle_timeout:
@@ -211,7 +212,8 @@ class Engine:
             turn.effects.append(Reply(self.render(session, node)))
             return session
 
-        session = self._follow_language(session, found)
+        # Later, a clear sentence in another language switches; one word ("ok", "hola") never.
+        session = self._follow_language(session, found, _CLEAR_WORDS)
         if found.crisis:
             # Crisis resources first, from any step. Then the person carries on from where
             # they were; crisis words are never taken as the answer to a report question.
@@ -516,25 +518,16 @@ class Engine:
         return Reply(Message(spans, choices, node.id if with_choices else None, urgent=True))
 
     # --- language ------------------------------------------------------------------------
-    def _first_language(self, session: Session, found: Recognition, hinted: bool) -> Session:
-        """A new conversation speaks the language of its first message. A client locale
-        (``hinted``) is the first guess, so then it takes a clear sentence to overrule it."""
-        if found.language is None or found.language not in self.content.locales:
-            return session
-        if hinted and found.language_words < _CLEAR_WORDS:
-            return session
-        return replace(session, locale=found.language)
-
-    def _follow_language(self, session: Session, found: Recognition) -> Session:
-        """Someone writing a clear sentence in another language is answered in it; a single
-        word ("ok", "hola") never flips the language, and a chosen language always sticks."""
+    def _follow_language(self, session: Session, found: Recognition, words: int) -> Session:
+        """Answer in the language the person writes in, once the text holds at least
+        ``words`` distinct words of it. A chosen language always sticks."""
         language = found.language
         if (
             session.locale_chosen
             or language is None
             or language == session.locale
             or language not in self.content.locales
-            or found.language_words < _CLEAR_WORDS
+            or found.language_words < words
         ):
             return session
         return replace(session, locale=language)

@@ -12,6 +12,10 @@ the one whose rules cover the longest stretch of the message (a Spanish sentence
 to contain the English-pattern word "admins" is Spanish); if that is still a tie, the
 caller's current locale (``prefer``), else the first locale the recogniser was built with.
 
+The same files' ``[markers]`` table lists everyday words of each language; the locale whose
+marker words (distinct, times the table's ``weight``) a message holds most is
+``Recognition.language``, which the engine uses to answer in the person's language.
+
 Text examined: the first :data:`MAX_CHARS` characters after normalization, and for crisis
 language the first :data:`CRISIS_MAX_CHARS`. Nothing here logs or keeps the text it sees,
 except a bounded in-memory table of which rules a word can start, for words that start some
