@@ -94,6 +94,7 @@ def score(engine: Engine, sample: Sample) -> Scored:
     assert outcome.session is not None
     replies = outcome.replies
     locale = outcome.session.locale
+    # (has(): so the benchmark also runs on code from before the line existed.)
     line = engine.content.text(locale, _LINE) if engine.content.has(_LINE) else None
     offered = any(m.urgent or (line is not None and line in _raw(m)) for m in replies)
     if any(
