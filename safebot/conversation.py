@@ -24,7 +24,7 @@ from safebot.events import (
 from safebot.flows import ChoiceDef, Flow, Node
 from safebot.messages import Choice, Message, Span, clean_text
 from safebot.model import Community, Draft, PersonId, Session
-from safebot.recognise import Recogniser
+from safebot.recognise import Recogniser, Recognition
 from safebot.render import evidence_links, generated
 
 __all__ = [
@@ -94,6 +94,8 @@ _NUMBER = re.compile(r"^\s*#?(\d{1,3})[.)]?\s*$")
 # Actions a stale button (from an earlier step) may never trigger.
 _FRESH_ONLY = frozenset({"submit", "forget", "step_next", "step_back", "skip", "cancel_report"})
 _SHORT_WORDS = 3
+_CLEAR_WORDS = 2
+"""Distinct words of a language that make a message clearly written in it."""
 
 
 def reference_from_token(token: str, length: int = 4) -> str:
@@ -162,9 +164,17 @@ class Engine:
         """
         turn = _Turn(token)
         hint = getattr(event, "locale_hint", None)
+        found = None
+        if isinstance(event, TextReceived):
+            found = self.recogniser.recognise(clean_text(event.text).strip())
         if session is None:
             session = self.new_session(event.person, now, hint)
-            if not isinstance(event, TextReceived) or not self._is_crisis(event.text, session):
+            if found is not None:
+                # The language comes from the text before anything is said, welcome included.
+                # A client locale is the first guess: then it takes a clear sentence to change.
+                hinted = self.content.locale_for_hint(hint) is not None
+                session = self._follow_language(session, found, _CLEAR_WORDS if hinted else 1)
+            if found is None or not found.crisis:
                 turn.effects.append(self._say(session, "welcome.hello"))
         elif now - session.updated_at > self.policy.idle_timeout:
             session = self._reset(session)
@@ -173,8 +183,8 @@ class Engine:
         if session.node not in self.flow.nodes:
             session = self._reset(session)
 
-        if isinstance(event, TextReceived):
-            session = self._on_text(session, event, turn)
+        if isinstance(event, TextReceived) and found is not None:
+            session = self._on_text(session, event, found, turn)
         elif isinstance(event, ChoiceSelected):
             session = self._on_choice(session, event, turn)
         elif isinstance(event, CommandInvoked):
@@ -194,7 +204,9 @@ class Engine:
         return Outcome(replace(session, updated_at=now), effects)
 
     # --- events -------------------------------------------------------------------------
-    def _on_text(self, session: Session, event: TextReceived, turn: _Turn) -> Session:
+    def _on_text(
+        self, session: Session, event: TextReceived, found: Recognition, turn: _Turn
+    ) -> Session:
         node = self.flow.node(session.node)
         text = clean_text(event.text).strip()
         if event.attachments:
@@ -207,10 +219,8 @@ class Engine:
             turn.effects.append(Reply(self.render(session, node)))
             return session
 
-        found = self.recogniser.recognise(text, prefer=session.locale)
-        switch = found.locale is not None and found.locale != session.locale
-        if switch and not session.locale_chosen and found.intent is not None:
-            session = replace(session, locale=found.locale or session.locale)
+        # Later, a clear sentence in another language switches; one word ("ok", "hola") never.
+        session = self._follow_language(session, found, _CLEAR_WORDS)
         if found.crisis:
             # Crisis resources first, from any step. Then the person carries on from where
             # they were; crisis words are never taken as the answer to a report question.
@@ -248,7 +258,9 @@ class Engine:
                     return self._enter(self._apply_set(session, chosen), chosen.go, turn)
             return self._enter(session, target, turn)
         if node.choices and node.id not in ("stop", "fallback"):
-            turn.effects.append(self._say(session, "fallback.here"))
+            spans = self.content.spans(session.locale, "fallback.here")
+            line = self.content.spans(session.locale, "fallback.crisis")
+            turn.effects.append(Reply(Message((*spans, Span("\n\n"), *line))))
             turn.effects.append(Reply(self.render(session, node)))
             return session
         return self._enter(session, "fallback", turn)
@@ -550,8 +562,20 @@ class Engine:
         choices = self._choices(session, node) if with_choices else ()
         return Reply(Message(spans, choices, node.id if with_choices else None, urgent=True))
 
-    def _is_crisis(self, text: str, session: Session) -> bool:
-        return self.recogniser.recognise(text, prefer=session.locale).crisis
+    # --- language ------------------------------------------------------------------------
+    def _follow_language(self, session: Session, found: Recognition, words: int) -> Session:
+        """Answer in the language the person writes in, once the text holds at least
+        ``words`` distinct words of it. A chosen language always sticks."""
+        language = found.language
+        if (
+            session.locale_chosen
+            or language is None
+            or language == session.locale
+            or language not in self.content.locales
+            or found.language_words < words
+        ):
+            return session
+        return replace(session, locale=language)
 
     def _reset(self, session: Session) -> Session:
         return replace(session, node=self.flow.start, draft=Draft(), offered=(), vars={})

@@ -12,6 +12,10 @@ the one whose rules cover the longest stretch of the message (a Spanish sentence
 to contain the English-pattern word "admins" is Spanish); if that is still a tie, the
 caller's current locale (``prefer``), else the first locale the recogniser was built with.
 
+The same files' ``[markers]`` table lists everyday words of each language; the locale whose
+marker words (distinct, times the table's ``weight``) a message holds most is
+``Recognition.language``, which the engine uses to answer in the person's language.
+
 Text examined: the first :data:`MAX_CHARS` characters after normalization, and for crisis
 language the first :data:`CRISIS_MAX_CHARS`. Nothing here logs or keeps the text it sees,
 except a bounded in-memory table of which rules a word can start, for words that start some
@@ -20,12 +24,11 @@ rule ("want", "pics", "suicdie"), so that common words are looked up once.
 
 from __future__ import annotations
 
-import importlib
 import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -37,18 +40,19 @@ INTENTS: tuple[str, ...] = (
     "stop",
     "forget",
     "language",
-    "report",
-    "block",
     "q_pay",
     "q_delete",
     "takedown",
     "disclosure",
+    "report",
+    "block",
     "understand",
     "todo",
     "resources",
     "menu",
 )
-"""Every intent, in priority order: when several match, the earlier one wins."""
+"""Every intent, in priority order: when several match, the earlier one wins. A threat comes
+before blocking or reporting: "if i block him he posts my pics" is a disclosure first."""
 
 _RANK: dict[str, int] = {name: rank for rank, name in enumerate(INTENTS)}
 _CRISIS = _RANK["crisis"]
@@ -64,6 +68,8 @@ FUZZY_MIN_LEN = 6
 """Keywords and words at least this long match with one edit (typo) allowed."""
 
 _ALLOWED_KEYS = frozenset({"patterns", "keywords"})
+_MARKERS = "markers"
+"""The table in intents.toml that lists a language's marker words (not an intent)."""
 
 # --- normalization ------------------------------------------------------------------------
 
@@ -201,25 +207,47 @@ def _variants(word: str) -> list[str]:
 
 # --- pattern index --------------------------------------------------------------------------
 #
-# Searching ~300 patterns from every position of every message is slow in Python's ``re``
+# Searching ~400 patterns from every position of every message is slow in Python's ``re``
 # (tens of microseconds). Most patterns start with ``\b`` and a word from a small set
 # ("\b(?:want|wanna)\W+..."), so at load time each pattern's possible FIRST WORDS are read off
-# its parsed form: either whole words (the word ends inside the pattern) or word prefixes. A
-# message then only tries a pattern with ``match`` at the start of a word that fits. This is an
-# exact optimisation: a pattern the analysis cannot read (``^\W*...``, lookarounds mid-word,
-# anything unusual, or a Python without ``re._parser``) is simply searched the ordinary way.
+# it: either whole words (the word ends inside the pattern) or word prefixes. A message then
+# only tries a pattern with ``match`` at the start of a word that fits. This is an exact
+# optimisation: a pattern the small reader below cannot follow (``^\W*...``, lookbehinds
+# mid-word, inline flags, anything unusual) is simply searched the ordinary way.
+#
+# The reader is written here, for the plain subset of ``re`` syntax the rule files use, rather
+# than borrowed from CPython's private ``re._parser``, which may change in any release.
 
 _PREFIX_KEY = 3  # word-prefix keys are cut to this many characters
 _MAX_STARTS = 512  # give up (search normally) past this many first words
-
-try:
-    _parser: Any = importlib.import_module("re._parser")
-    _const: Any = importlib.import_module("re._constants")
-except ImportError:  # pragma: no cover - CPython >= 3.11 has both
-    _parser = _const = None
+_MAX_CLASS = 12  # a [...] class with more word characters than this is not listed
 
 _Partial = tuple[str, bool]  # text of the first word so far, "starts at a word start"
 _Finished = tuple[str, bool, bool]  # text, starts at a word start, word is complete
+
+# Parsed pattern pieces:
+#   ("lit", ch)                   one literal character
+#   ("class", chars, nonword)     a character set: the word characters it matches (None: too
+#                                 many to list) and whether it can match a non-word character
+#   ("bound",)                    \b
+#   ("start",) / ("end",)         ^ / $
+#   ("zero",)                     a lookahead or lookbehind (zero-width, ignored)
+#   ("alt", [[piece, ...], ...])  a group: its alternatives
+#   ("rep", low, high, piece)     a repeated piece (high None: no upper bound)
+_Piece = tuple[Any, ...]
+
+_NONWORD: _Piece = ("class", frozenset(), True)
+_ANY: _Piece = ("class", None, True)
+_DIGITS: _Piece = ("class", frozenset("0123456789"), False)
+_ESCAPES: dict[str, _Piece] = {
+    "b": ("bound",),
+    "W": _NONWORD,
+    "s": _NONWORD,
+    "d": _DIGITS,
+    "w": _ANY,
+    "S": _ANY,
+    "D": _ANY,
+}
 
 
 class _Unreadable(Exception):
@@ -230,39 +258,157 @@ def _is_word_char(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def _class_chars(items: Any) -> tuple[frozenset[str], bool] | None:
-    """For a small ``[...]`` class: the word characters it matches, and whether it can also
-    match a non-word character. None if it is too big or complicated to list."""
-    chars: set[str] = set()
-    nonword = False
-    for op, av in items:
-        if op is _const.LITERAL:
-            chars.add(chr(av))
-        elif op is _const.RANGE and av[1] - av[0] < 12:
-            chars.update(chr(c) for c in range(av[0], av[1] + 1))
-        elif op is _const.CATEGORY and av in (_const.CATEGORY_NOT_WORD, _const.CATEGORY_SPACE):
-            nonword = True
-        elif op is _const.CATEGORY and av is _const.CATEGORY_DIGIT:
-            chars.update("0123456789")
+class _Reader:
+    """Reads a pattern into pieces; raises _Unreadable on anything outside the plain subset."""
+
+    def __init__(self, pattern: str) -> None:
+        self.text = pattern
+        self.pos = 0
+
+    def read(self) -> list[_Piece]:
+        options = self._alternatives()
+        if self.pos != len(self.text):
+            raise _Unreadable
+        return options[0] if len(options) == 1 else [("alt", options)]
+
+    def _peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def _next(self) -> str:
+        ch = self._peek()
+        if not ch:
+            raise _Unreadable
+        self.pos += 1
+        return ch
+
+    def _alternatives(self) -> list[list[_Piece]]:
+        options = [self._sequence()]
+        while self._peek() == "|":
+            self.pos += 1
+            options.append(self._sequence())
+        return options
+
+    def _sequence(self) -> list[_Piece]:
+        pieces: list[_Piece] = []
+        while self._peek() not in ("", "|", ")"):
+            pieces.append(self._quantified(self._atom()))
+        return pieces
+
+    def _atom(self) -> _Piece:
+        ch = self._next()
+        if ch == "(":
+            zero = False
+            if self.text.startswith("?:", self.pos):
+                self.pos += 2
+            elif self.text.startswith(("?=", "?!"), self.pos):
+                self.pos, zero = self.pos + 2, True
+            elif self.text.startswith(("?<=", "?<!"), self.pos):
+                self.pos, zero = self.pos + 3, True
+            elif self._peek() == "?":
+                raise _Unreadable  # inline flags, named groups, conditionals
+            options = self._alternatives()
+            if self._next() != ")":
+                raise _Unreadable
+            return ("zero",) if zero else ("alt", options)
+        if ch == "[":
+            return self._class()
+        if ch == "\\":
+            return self._escape()
+        if ch == ".":
+            return _ANY
+        if ch == "^":
+            return ("start",)
+        if ch == "$":
+            return ("end",)
+        if ch in "*+?{)":
+            raise _Unreadable
+        return ("lit", ch)
+
+    def _escape(self) -> _Piece:
+        ch = self._next()
+        if ch in _ESCAPES:
+            return _ESCAPES[ch]
+        if ch.isalnum():
+            raise _Unreadable  # \A, \Z, \B, \x.., \u...., back-references
+        return ("lit", ch)
+
+    def _class(self) -> _Piece:
+        if self._peek() == "^":
+            raise _Unreadable
+        chars: set[str] = set()
+        nonword, listed, first = False, True, True
+        while True:
+            ch = self._next()
+            if ch == "]" and not first:
+                break
+            first = False
+            if ch == "\\":
+                piece = self._escape()
+                if piece[0] != "class" and piece[0] != "lit":
+                    raise _Unreadable
+                if piece[0] == "lit":
+                    chars.add(piece[1])
+                else:
+                    nonword = nonword or piece[2]
+                    if piece[1] is None:
+                        listed = False
+                    else:
+                        chars.update(piece[1])
+                continue
+            if self._peek() == "-" and self.text[self.pos + 1 : self.pos + 2] not in ("]", ""):
+                self.pos += 1
+                end = self._next()
+                if end == "\\" or ord(end) < ord(ch):
+                    raise _Unreadable
+                if ord(end) - ord(ch) >= _MAX_CLASS:
+                    listed = False
+                else:
+                    chars.update(chr(c) for c in range(ord(ch), ord(end) + 1))
+                continue
+            chars.add(ch)
+        word = frozenset(c for c in chars if _is_word_char(c))
+        nonword = nonword or len(word) < len(chars)
+        if not listed or len(word) > _MAX_CLASS:
+            return ("class", None, True)
+        return ("class", word, nonword)
+
+    def _quantified(self, piece: _Piece) -> _Piece:
+        ch = self._peek()
+        if ch == "?":
+            low, high = 0, 1
+        elif ch == "*":
+            low, high = 0, None
+        elif ch == "+":
+            low, high = 1, None
+        elif ch == "{":
+            end = self.text.find("}", self.pos)
+            bounds = self.text[self.pos + 1 : end].split(",") if end > 0 else []
+            if not 1 <= len(bounds) <= 2 or not all(b.isdigit() for b in bounds if b):
+                raise _Unreadable
+            low = int(bounds[0] or 0)
+            high = None if len(bounds) == 2 and not bounds[1] else int(bounds[-1])
+            self.pos = end
         else:
-            return None
-    word = frozenset(ch for ch in chars if _is_word_char(ch))
-    if len(word) > 12:
-        return None
-    return word, nonword or len(word) < len(chars)
+            return piece
+        if piece[0] in ("zero", "bound", "start", "end"):
+            raise _Unreadable
+        self.pos += 1
+        if self._peek() in ("?", "+"):
+            self.pos += 1  # lazy or possessive: the same characters can match
+        return ("rep", low, high, piece)
 
 
-def _walk(items: Any, partials: list[_Partial]) -> tuple[list[_Partial], list[_Finished]]:
-    """Follow a parsed sequence from ``partials``: the first words still being read (open)
-    and those finished (complete at a non-word character or ``\b``, or cut short)."""
+def _walk(pieces: list[_Piece], partials: list[_Partial]) -> tuple[list[_Partial], list[_Finished]]:
+    """Follow a sequence of pieces from ``partials``: the first words still being read (open)
+    and those finished (complete at a non-word character or ``\\b``, or cut short)."""
     finished: list[_Finished] = []
     current = partials
-    for op, av in items:
+    for piece in pieces:
         if not current:
             break
         following: list[_Partial] = []
         for text, anchored in current:
-            opened, done = _step(op, av, text, anchored)
+            opened, done = _step(piece, text, anchored)
             following.extend(opened)
             finished.extend(done)
         current = list(dict.fromkeys(following))
@@ -271,61 +417,49 @@ def _walk(items: Any, partials: list[_Partial]) -> tuple[list[_Partial], list[_F
     return current, finished
 
 
-def _step(op: Any, av: Any, text: str, anchored: bool) -> tuple[list[_Partial], list[_Finished]]:
-    c = _const
+def _step(piece: _Piece, text: str, anchored: bool) -> tuple[list[_Partial], list[_Finished]]:
     stop: tuple[list[_Partial], list[_Finished]] = ([], [(text, anchored, False)])
     complete: tuple[list[_Partial], list[_Finished]] = ([], [(text, anchored, True)])
-    if op is c.AT:
-        if av in (c.AT_BOUNDARY, c.AT_BEGINNING, c.AT_BEGINNING_STRING) and not text:
+    kind = piece[0]
+    if kind in ("bound", "start"):
+        if not text:
             return [(text, True)], []
-        return complete if av is c.AT_BOUNDARY else stop
-    if op in (c.ASSERT, c.ASSERT_NOT):
+        return complete if kind == "bound" else stop
+    if kind == "end":
+        return stop
+    if kind == "zero":
         return [(text, anchored)], []  # ignoring a zero-width test only allows more
-    if op is c.LITERAL:
-        ch = chr(av)
-        return ([(text + ch, anchored)], []) if _is_word_char(ch) else complete
-    if op is c.IN:
-        listed = _class_chars(av)
-        if listed is None:
+    if kind == "lit":
+        return ([(text + piece[1], anchored)], []) if _is_word_char(piece[1]) else complete
+    if kind == "class":
+        _, word_chars, nonword = piece
+        if word_chars is None:
             return stop
-        word_chars, nonword = listed
         opened = [(text + ch, anchored) for ch in sorted(word_chars)]
         return opened, complete[1] if nonword else []
-    if op is c.BRANCH:
+    if kind == "alt":
         opened, done = [], []
-        for alternative in av[1]:
+        for alternative in piece[1]:
             more_opened, more_done = _walk(alternative, [(text, anchored)])
             opened.extend(more_opened)
             done.extend(more_done)
         return opened, done
-    if op is c.SUBPATTERN:
-        _group, add_flags, del_flags, sub = av
-        if add_flags or del_flags:
-            return stop
-        return _walk(sub, [(text, anchored)])
-    if op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
-        low, high, sub = av
-        opened = [(text, anchored)] if low == 0 else []
-        once_opened, done = _walk(sub, [(text, anchored)])
-        if high == 1:
-            opened.extend(once_opened)
-        else:  # more copies may follow: what was read so far is only a prefix
-            done = done + [(t, a, False) for t, a in once_opened]
-        return opened, done
-    return stop
+    _, low, high, sub = piece  # "rep"
+    opened = [(text, anchored)] if low == 0 else []
+    once_opened, done = _walk([sub], [(text, anchored)])
+    if high == 1:
+        opened.extend(once_opened)
+    else:  # more copies may follow: what was read so far is only a prefix
+        done = done + [(t, a, False) for t, a in once_opened]
+    return opened, done
 
 
 def _first_words(pattern: str) -> tuple[frozenset[str], frozenset[str]] | None:
     """``(words, prefixes)``: every match starts at the start of a word that is one of
     ``words`` or starts with one of ``prefixes``. None when that cannot be read off."""
-    if _parser is None:
-        return None
     try:
-        parsed = _parser.parse(pattern)
-        if parsed.state.flags & (re.IGNORECASE | re.MULTILINE | re.VERBOSE):
-            return None
-        opened, finished = _walk(list(parsed), [("", False)])
-    except (_Unreadable, RecursionError, AttributeError, TypeError, ValueError, re.error):
+        opened, finished = _walk(_Reader(pattern).read(), [("", False)])
+    except (_Unreadable, RecursionError):
         return None
     finished = finished + [(text, anchored, False) for text, anchored in opened]
     if not finished or any(not text or not anchored for text, anchored, _ in finished):
@@ -337,19 +471,7 @@ def _first_words(pattern: str) -> tuple[frozenset[str], frozenset[str]] | None:
 
 def _is_anchored(pattern: str) -> bool:
     """The pattern can only match at the very start of the text (a leading ``^``)."""
-    if _parser is None:
-        return False
-    try:
-        parsed = _parser.parse(pattern)
-    except re.error:
-        return False
-    items = list(parsed)
-    return (
-        not parsed.state.flags & re.MULTILINE
-        and bool(items)
-        and items[0][0] is _const.AT
-        and items[0][1] in (_const.AT_BEGINNING, _const.AT_BEGINNING_STRING)
-    )
+    return pattern.startswith("^") and not _top_level_bar(pattern)
 
 
 # --- the recogniser -----------------------------------------------------------------------
@@ -363,6 +485,10 @@ class Recognition:
     """The locale whose patterns produced ``intent`` (None when nothing matched)."""
     crisis: bool
     """Crisis language was present, whatever else matched."""
+    language: str | None = None
+    """The locale the text is written in, from its marker words (None: no telling)."""
+    language_words: int = 0
+    """How many distinct marker words of ``language`` the text holds."""
 
 
 _NOTHING = Recognition(intent=None, locale=None, crisis=False)
@@ -451,7 +577,17 @@ class Recogniser:
     """Recognises intents in free text for a fixed set of locales. Immutable; safe to share
     between threads and tasks."""
 
-    __slots__ = ("_by_prefix", "_by_word", "_exact", "_fuzzy", "_fuzzy_max", "_locales", "_memo")
+    __slots__ = (
+        "_by_prefix",
+        "_by_word",
+        "_exact",
+        "_fuzzy",
+        "_fuzzy_max",
+        "_locales",
+        "_markers",
+        "_memo",
+        "_weights",
+    )
 
     def __init__(
         self,
@@ -460,6 +596,8 @@ class Recogniser:
         by_prefix: Mapping[str, tuple[_Entry, ...]],
         exact: Mapping[str, frozenset[tuple[int, int]]],
         fuzzy: Mapping[str, tuple[tuple[str, int, int], ...]],
+        markers: Mapping[str, int] | None = None,
+        weights: Sequence[float] = (),
     ) -> None:
         self._locales = tuple(locales)
         self._by_word = dict(by_word)  # first word -> patterns that can start with it
@@ -468,6 +606,8 @@ class Recogniser:
         self._fuzzy = dict(fuzzy)  # deletion variant -> ((keyword, locale index, rank), ...)
         self._fuzzy_max = max((len(k) for hits in fuzzy.values() for k, _, _ in hits), default=0)
         self._memo: dict[str, _WordInfo] = {}  # rule word -> _word_info(word), bounded
+        self._markers = dict(markers or {})  # marker word -> the one locale index it shows
+        self._weights = tuple(weights) or (1.0,) * len(self._locales)
 
     @classmethod
     def from_dir(cls, content_dir: Traversable | Path, locales: Sequence[str]) -> Recogniser:
@@ -492,9 +632,15 @@ class Recogniser:
         by_prefix: dict[str, list[_Entry]] = {}
         exact: dict[str, set[tuple[int, int]]] = {}
         fuzzy: dict[str, list[tuple[str, int, int]]] = {}
+        marker_sets: list[frozenset[str]] = []
+        weights: list[float] = []
         for index, (locale, table) in enumerate(tables.items()):
             if not isinstance(table, Mapping):
                 raise ValueError(f"{locale}: expected a table of intents")
+            words, weight = _check_markers(locale, table.get(_MARKERS, {}))
+            marker_sets.append(words)
+            weights.append(weight)
+            table = {key: value for key, value in table.items() if key != _MARKERS}
             unknown = sorted(set(table) - set(INTENTS))
             if unknown:
                 raise ValueError(f"{locale}: unknown intents {unknown}; known: {list(INTENTS)}")
@@ -543,6 +689,8 @@ class Recogniser:
             {prefix: _by_rank(entries) for prefix, entries in by_prefix.items()},
             {word: frozenset(hits) for word, hits in exact.items()},
             {variant: tuple(dict.fromkeys(hits)) for variant, hits in fuzzy.items()},
+            _unique_markers(marker_sets),
+            weights,
         )
 
     @property
@@ -559,15 +707,16 @@ class Recogniser:
             return _NOTHING
         normalized = normalize(text[:_RAW_MAX_CHARS])
         head = normalized[:MAX_CHARS]
+        language = self._language(head)
         ranks = self._ranks(head)
         best = min(ranks)
         if best != _CRISIS and len(normalized) > MAX_CHARS:
             # Long text: look for crisis language past the first MAX_CHARS too.
             crisis = self._crisis_locales(normalized[:CRISIS_MAX_CHARS])
             if crisis:
-                return self._result(_CRISIS, crisis, prefer)
+                return self._result(_CRISIS, crisis, prefer, language)
         if best == len(INTENTS):
-            return _NOTHING
+            return replace(_NOTHING, language=language[0], language_words=language[1])
         tied = [i for i, rank in enumerate(ranks) if rank == best]
         if len(tied) > 1:
             # The locale whose rules explain more of the message wins: "dile a los admins"
@@ -575,7 +724,22 @@ class Recogniser:
             evidence = [self._evidence(i, best, head) for i in tied]
             most = max(evidence)
             tied = [i for i, size in zip(tied, evidence, strict=True) if size == most]
-        return self._result(best, tied, prefer)
+        return self._result(best, tied, prefer, language)
+
+    def _language(self, text: str) -> tuple[str | None, int]:
+        """The locale whose marker words (weighted) the text holds most, and how many distinct
+        ones; ``(None, 0)`` when it holds none or two locales tie."""
+        counts = [0] * len(self._locales)
+        for word in set(_WORD_RE.findall(text)):
+            index = self._markers.get(word)
+            if index is not None:
+                counts[index] += 1
+        scores = [count * weight for count, weight in zip(counts, self._weights, strict=True)]
+        best = max(scores)
+        if best == 0 or scores.count(best) > 1:
+            return None, 0
+        index = scores.index(best)
+        return self._locales[index].name, counts[index]
 
     def _ranks(self, text: str) -> list[int]:
         """Best rank per locale index (``len(INTENTS)`` for none). Only ranks no worse than
@@ -666,10 +830,53 @@ class Recogniser:
                 size = len(word)
         return size
 
-    def _result(self, rank: int, candidates: list[int], prefer: str | None) -> Recognition:
+    def _result(
+        self,
+        rank: int,
+        candidates: list[int],
+        prefer: str | None,
+        language: tuple[str | None, int],
+    ) -> Recognition:
         names = [self._locales[i].name for i in candidates]
         locale = prefer if prefer in names else names[0]
-        return Recognition(intent=INTENTS[rank], locale=locale, crisis=rank == _CRISIS)
+        return Recognition(
+            intent=INTENTS[rank],
+            locale=locale,
+            crisis=rank == _CRISIS,
+            language=language[0],
+            language_words=language[1],
+        )
+
+
+def _check_markers(locale: str, spec: object) -> tuple[frozenset[str], float]:
+    """``[markers]``: ``words`` that show a message is written in this locale, and the
+    ``weight`` of each (default 1)."""
+    where = f"{locale}.{_MARKERS}"
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{where}: expected a table")
+    bad_keys = sorted(set(spec) - {"words", "weight"})
+    if bad_keys:
+        raise ValueError(f"{where}: unknown keys {bad_keys}")
+    words = spec.get("words", [])
+    weight = spec.get("weight", 1)
+    if not isinstance(words, list):
+        raise ValueError(f"{where}: words must be a list")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+        raise ValueError(f"{where}: weight must be a positive number")
+    return frozenset(_check_keyword(where, word) for word in words), float(weight)
+
+
+def _unique_markers(marker_sets: Sequence[frozenset[str]]) -> dict[str, int]:
+    """Marker word -> locale index, for words listed by exactly one locale: a word two
+    languages share ("no", "me") shows neither."""
+    seen: dict[str, int] = {}
+    shared: set[str] = set()
+    for index, words in enumerate(marker_sets):
+        for word in words:
+            if word in seen:
+                shared.add(word)
+            seen[word] = index
+    return {word: index for word, index in seen.items() if word not in shared}
 
 
 def _by_rank(entries: list[_Entry]) -> tuple[_Entry, ...]:

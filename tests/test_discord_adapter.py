@@ -280,6 +280,30 @@ async def test_spanish_client_gets_spanish(world: World, bot: DiscordAdapter) ->
     assert "ayudaría" in reply.content
 
 
+async def test_language_from_client_locale_then_from_the_text(
+    world: World, bot: DiscordAdapter
+) -> None:
+    # The interaction's locale is the first guess: a Latin American Spanish client.
+    inter = await world.fake.slash(world.alice, "safety", subcommand="help", locale="es-419")
+    assert "ayudaría" in (await inter.wait_followup(has_choices)).content
+    # One English-looking word in a DM does not flip the language...
+    assert "ayudaría" in (await dm(world, world.alice, "hi")).content
+    # ...a clear English sentence does.
+    msg = await dm(world, world.alice, "how do i block someone please")
+    assert "Where is this person contacting you" in msg.content
+
+
+async def test_spanish_first_dm_gets_a_wholly_spanish_reply(
+    world: World, bot: DiscordAdapter
+) -> None:
+    world.fake.mark()
+    await world.fake.send_dm(world.alice, "alguien tiene mis fotos y me amenaza")
+    first = await world.fake.wait_for_message(channel_id=world.alice)
+    assert first.content.startswith("Hola. Soy SafeBot")
+    menu = await world.fake.wait_for_message(channel_id=world.alice, predicate=has_choices)
+    assert "culpa" in menu.content and "fault" not in menu.content
+
+
 async def test_context_menu_reports_the_message(world: World, bot: DiscordAdapter) -> None:
     await setup_server(world)
     world.fake.mark()

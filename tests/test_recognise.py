@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
+import sys
 import time
 import tomllib
 from importlib.resources import files
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from understanding_set import HELD_OUT, MAIN, load
 
 from safebot.recognise import (
     _RAW_MAX_CHARS,
@@ -26,6 +29,7 @@ from safebot.recognise import (
 
 CONTENT = Path(__file__).parents[1] / "content"
 LOCALES = ["en", "es"]
+EVALUATION = [sample.text for sample in load(MAIN + HELD_OUT)]
 
 
 @pytest.fixture(scope="module")
@@ -336,9 +340,9 @@ def test_not_crisis(rec: Recogniser, text: str) -> None:
 
 def test_crisis_wins_whatever_else_matches(rec: Recogniser) -> None:
     got = rec.recognise("hola, me quiero morir", prefer="en")
-    assert got == Recognition("crisis", "es", True)
+    assert got == Recognition("crisis", "es", True, language="es", language_words=3)
     got = rec.recognise("bye. i want to die")
-    assert got == Recognition("crisis", "en", True)
+    assert got == Recognition("crisis", "en", True, language="en", language_words=4)
 
 
 def test_crisis_past_the_examined_prefix(rec: Recogniser) -> None:
@@ -354,10 +358,17 @@ def test_crisis_past_the_examined_prefix(rec: Recogniser) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["asdfgh", "the weather is nice", "", "   ", "\u200b\u200f", "🙂🙂", "12345", "lol", "ok"],
+    ["asdfgh", "", "   ", "\u200b\u200f", "🙂🙂", "12345", "lol", "ok"],
 )
 def test_unknown(rec: Recogniser, text: str) -> None:
     assert rec.recognise(text) == Recognition(None, None, False)
+
+
+def test_language_of_unrecognised_text(rec: Recogniser) -> None:
+    got = rec.recognise("the weather is nice")
+    assert got == Recognition(None, None, False, language="en", language_words=2)
+    got = rec.recognise("qué calor hace hoy")
+    assert got == Recognition(None, None, False, language="es", language_words=3)
 
 
 def test_priority_earlier_intent_wins(rec: Recogniser) -> None:
@@ -366,15 +377,15 @@ def test_priority_earlier_intent_wins(rec: Recogniser) -> None:
     # disclosure + what now: disclosure comes first
     assert rec.recognise("he wants $500 what do i do").intent == "disclosure"
     # a greeting does not hide the story
-    assert rec.recognise("hi, me están extorsionando", prefer="en") == Recognition(
-        "disclosure", "es", False
-    )
+    got = rec.recognise("hi, me están extorsionando", prefer="en")
+    assert (got.intent, got.locale, got.crisis) == ("disclosure", "es", False)
 
 
 def test_prefer_breaks_ties_between_locales(rec: Recogniser) -> None:
     for text, intent in [("menu", "menu"), ("stopncii", "takedown")]:
-        assert rec.recognise(text, prefer="es") == Recognition(intent, "es", False)
-        assert rec.recognise(text, prefer="en") == Recognition(intent, "en", False)
+        for prefer in ("es", "en"):
+            got = rec.recognise(text, prefer=prefer)
+            assert (got.intent, got.locale, got.crisis) == (intent, prefer, False)
         assert rec.recognise(text).locale == "en"  # first locale by default
         assert rec.recognise(text, prefer="fr").locale == "en"
 
@@ -652,3 +663,41 @@ def test_only_a_bounded_prefix_is_examined(rec: Recogniser) -> None:
     hidden = "\u200b" * _RAW_MAX_CHARS
     assert rec.recognise(hidden[:-100] + "i want to die").crisis
     assert not rec.recognise(hidden + "i want to die").crisis
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "he said if i block him he'll send everything to my mom",
+        "if i report her she says she leaks my pics",
+        "if i tell the mods he'll post the video",
+        "si lo bloqueo le manda todo a mi papá",
+        "dice que si lo reporto sube los videos",
+    ],
+)
+def test_a_threat_that_mentions_blocking_or_reporting_is_a_disclosure_first(
+    rec: Recogniser, text: str
+) -> None:
+    assert rec.recognise(text).intent == "disclosure"
+
+
+def test_the_index_does_not_lean_on_cpythons_private_parser() -> None:
+    """With ``re._parser`` unimportable, patterns are still indexed by their first words."""
+    code = (
+        "import re, sys\n"
+        "sys.modules['re._parser'] = sys.modules['re._constants'] = None\n"
+        "sys.modules['sre_parse'] = sys.modules['sre_constants'] = None\n"
+        "from safebot.recognise import _first_words\n"
+        "got = _first_words(r'\\b(?:want|wanna)\\W+(?:to\\W+)?d\\W?i+\\W?e+\\b')\n"
+        "assert got == (frozenset({'want', 'wanna'}), frozenset()), got\n"
+        "got = _first_words(r'\\bsu+i+c+i+d(?:e|al)\\b')\n"
+        "assert got == (frozenset(), frozenset({'su'})), got\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_index_agrees_with_naive_search_on_the_evaluation_set(locale: str) -> None:
+    for text in EVALUATION:
+        assert _recogniser(locale).recognise(text).intent == _reference(_table(locale), text), text
