@@ -70,6 +70,7 @@ def _check(config: str | None) -> int:
 
 async def _console(settings: Settings, locale: str | None) -> None:
     from adapters.console import ConsolePlatform, run_console
+    from safebot.ops.health import start_monitoring
     from safebot.service import SafeBot, build_engine
     from safebot.store import open_store
 
@@ -78,7 +79,13 @@ async def _console(settings: Settings, locale: str | None) -> None:
     try:
         platform = ConsolePlatform(settings, engine.content, sys.stdout)
         bot = SafeBot(engine=engine, store=store, port=platform, settings=settings)
-        await run_console(bot, engine.content, locale, sys.stdin, sys.stdout)
+        bot.metrics.set_connected(True)  # the terminal is always there
+        health = await start_monitoring(settings.monitoring, bot.metrics, store)
+        try:
+            await run_console(bot, engine.content, locale, sys.stdin, sys.stdout)
+        finally:
+            if health is not None:
+                await health.close()
     finally:
         await store.close()
 

@@ -20,6 +20,7 @@ __all__ = [
     "DiscordSettings",
     "LimitSettings",
     "MatrixSettings",
+    "MonitoringSettings",
     "OutboxSettings",
     "Settings",
     "SettingsError",
@@ -70,6 +71,7 @@ class ConsoleSettings:
 @dataclass(frozen=True, slots=True)
 class DiscordSettings:
     token_env: str = "SAFEBOT_DISCORD_TOKEN"
+    token_file: str = ""  # read the token from this file instead (see safebot/ops/secrets.py)
     membership_minutes: float = 10.0  # how long a server's "member or not" answer is reused
     membership_checks_at_once: int = 8  # servers asked in parallel when offering servers
 
@@ -80,8 +82,16 @@ class MatrixSettings:
     user_id: str = ""
     password_env: str = "SAFEBOT_MATRIX_PASSWORD"
     access_token_env: str = "SAFEBOT_MATRIX_TOKEN"
+    password_file: str = ""  # read the password (or access token) from a file instead
+    access_token_file: str = ""
     device_id: str = ""
     data_dir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringSettings:
+    port: int = 0  # /healthz and /metrics over HTTP; 0 serves nothing
+    host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +101,13 @@ class Settings:
     idle_timeout_minutes: float = 30.0
     retention_days: int = 90
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object per line
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     matrix: MatrixSettings = field(default_factory=MatrixSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
     def secret(self, env_name: str, environ: Mapping[str, str] | None = None) -> str | None:
         value = (environ if environ is not None else os.environ).get(env_name, "").strip()
@@ -108,6 +120,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "console": ConsoleSettings,
     "discord": DiscordSettings,
     "matrix": MatrixSettings,
+    "monitoring": MonitoringSettings,
 }
 
 
@@ -162,6 +175,10 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         problems.append("idle_timeout_minutes must be positive")
     if settings.limits.messages_per_minute < 1 or settings.limits.reports_per_hour < 1:
         problems.append("limits must be at least 1")
+    if settings.log_format not in ("text", "json"):
+        problems.append('log_format must be "text" or "json"')
+    if not 0 <= settings.monitoring.port <= 65535:
+        problems.append("monitoring.port must be between 0 (off) and 65535")
     if settings.outbox.max_attempts < 1:
         problems.append("outbox.max_attempts must be at least 1")
     if problems:

@@ -10,6 +10,7 @@ from pathlib import Path
 import platformdirs
 
 from adapters.matrix.adapter import PLATFORM, MatrixAdapter, MatrixLoginError
+from safebot.ops.health import start_monitoring
 from safebot.service import build_engine
 from safebot.settings import Settings
 from safebot.store import open_store, sqlite_path
@@ -49,12 +50,15 @@ async def run_matrix(settings: Settings) -> None:
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    health = await start_monitoring(settings.monitoring, adapter.bot.metrics, store)
     try:
         await adapter.start()
         await stopping.wait()
     finally:
         log.info("shutting down")
         await adapter.close()
+        if health is not None:
+            await health.close()
         await store.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
