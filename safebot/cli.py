@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from safebot.content import Content, ContentError
 from safebot.flows import load_flow
+from safebot.ops.secrets import SecretError, discord_token, matrix_access_token, matrix_password
 from safebot.settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -101,10 +102,15 @@ def _shard_range(text: str | None, count: int | None) -> list[int] | None:
 
 
 def _run_discord(settings: Settings, shards: str | None, shard_count: int | None) -> int:
-    token = settings.secret(settings.discord.token_env)
+    try:
+        token = discord_token(settings)
+    except SecretError as exc:
+        print(f"safebot run discord: {exc}", file=sys.stderr)
+        return 2
     if token is None:
         print(
-            f"Set the bot token in the {settings.discord.token_env} environment variable.",
+            f"Set the bot token in the {settings.discord.token_env} environment variable"
+            " (or [discord] token_file, or the discord-token systemd credential).",
             file=sys.stderr,
         )
         return 2
@@ -131,10 +137,16 @@ def _run_matrix(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    if not settings.secret(matrix.password_env) and not settings.secret(matrix.access_token_env):
+    try:
+        has_secret = bool(matrix_password(settings) or matrix_access_token(settings))
+    except SecretError as exc:
+        print(f"safebot run matrix: {exc}", file=sys.stderr)
+        return 2
+    if not has_secret:
         print(
             f"Set {matrix.password_env} (or {matrix.access_token_env} with [matrix] device_id)"
-            " in the environment.",
+            " in the environment, or [matrix] password_file, or the matrix-password systemd"
+            " credential.",
             file=sys.stderr,
         )
         return 2
