@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from safebot.content import Content, ContentError
 from safebot.flows import load_flow
+from safebot.ops.logformat import configure_logging
 from safebot.ops.secrets import SecretError, discord_token, matrix_access_token, matrix_password
 from safebot.settings import Settings, SettingsError, load_settings
 
@@ -43,10 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _logging(settings: Settings, quiet: bool) -> None:
-    level = logging.WARNING if quiet else getattr(logging, settings.log_level.upper(), logging.INFO)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("WARNING" if quiet else settings.log_level, settings.log_format)
 
 
 def _check(config: str | None) -> int:
@@ -177,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.platform == "matrix":
             return _run_matrix(settings)
         return _run_discord(settings, args.shards, args.shard_count)
-    _logging(settings, quiet=True)
+    _logging(settings, quiet=args.config is None)  # the demo without a config: warnings only
     try:
         asyncio.run(_console(settings, args.lang))
     except KeyboardInterrupt:

@@ -175,6 +175,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         problems.append("idle_timeout_minutes must be positive")
     if settings.limits.messages_per_minute < 1 or settings.limits.reports_per_hour < 1:
         problems.append("limits must be at least 1")
+    if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        problems.append("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
     if settings.log_format not in ("text", "json"):
         problems.append('log_format must be "text" or "json"')
     if not 0 <= settings.monitoring.port <= 65535:
