@@ -40,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--shard-count", type=int, help="Discord: the total number of shards")
     check = sub.add_parser("check", help="validate the settings file and the content files")
     check.add_argument("--config", help="TOML settings file")
+    db = sub.add_parser("db", help="database tools: backup, migrate")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    backup = db_sub.add_parser("backup", help="copy the SQLite database into a new file")
+    backup.add_argument("path", help="the new file (it must not exist)")
+    migrate = db_sub.add_parser("migrate", help="bring the database schema up to date")
+    for tool in (backup, migrate):
+        tool.add_argument("--config", help="TOML settings file")
+        tool.add_argument("--db", help="database: a SQLite file path or postgresql://...")
     return parser
 
 
@@ -87,6 +95,21 @@ async def _console(settings: Settings, locale: str | None) -> None:
                 await health.close()
     finally:
         await store.close()
+
+
+def _db(settings: Settings, command: str, path: str | None) -> int:
+    from safebot.ops import database
+
+    try:
+        if command == "backup":
+            assert path is not None
+            database.backup(settings.database_url, path, sys.stdout)
+        else:
+            asyncio.run(database.migrate(settings.database_url, sys.stdout))
+    except (database.DatabaseToolError, OSError) as exc:
+        print(f"safebot db {command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _shard_range(text: str | None, count: int | None) -> list[int] | None:
@@ -170,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"settings: {problem}", file=sys.stderr)
         return 2
+    if args.command == "db":
+        return _db(settings, args.db_command, getattr(args, "path", None))
     if args.command == "run":
         _logging(settings, quiet=False)
         if args.platform == "matrix":
