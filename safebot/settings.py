@@ -1,7 +1,8 @@
 """All configuration in one place: one TOML file plus environment variables for secrets.
 
 Every field has a default that works for the local console run. Secrets (tokens, passwords)
-are never read from the file: the file names the environment variable that holds them.
+are never read from this file: it names the environment variable or the file that holds them
+(safebot/ops/secrets.py reads them).
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         for section in ("discord", "matrix"):
             if secret_key in raw.get(section, {}):
                 problems.append(
-                    f"[{section}] {secret_key}: put secrets in the environment, not the file"
+                    f"[{section}] {secret_key}: put secrets in the environment or in a"
+                    " file named by token_file or password_file, not in this file"
                 )
                 raw[section].pop(secret_key)
     settings: Settings = _typed(Settings, raw, "settings", problems)

@@ -26,6 +26,7 @@ from test_service import report
 from adapters.memory import MemoryBot
 from safebot.conversation import Engine
 from safebot.ops.health import HealthServer
+from safebot.ops.metrics import Metrics
 from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store
 from safebot.store.base import Store
@@ -183,6 +184,8 @@ async def test_discord_connection_state_and_figures_over_the_wire(
                 await asyncio.sleep(0.05)
             assert seen["safebot_disconnects_total"] == 1
             assert seen["safebot_connected"] == 1
+        await adapter.close()
+        assert (await scrape(server, "/healthz"))[0] == 503  # stopped: not healthy
     finally:
         await adapter.close()
         await server.close()
@@ -233,3 +236,17 @@ def test_console_run_serves_health_and_metrics(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_connection_proved_by_answers_goes_stale() -> None:
+    """Matrix says "connected" after each sync, for a while: no sync, no health."""
+    metrics = Metrics()
+    metrics.set_connected(True, for_seconds=0.05)
+    assert metrics.connected
+    time.sleep(0.1)
+    assert not metrics.connected
+    metrics.set_connected(True)  # without a time limit (Discord, console) it stays
+    time.sleep(0.1)
+    assert metrics.connected and metrics.disconnects == 0
+    metrics.set_connected(False)
+    assert metrics.disconnects == 1

@@ -177,6 +177,7 @@ class DiscordAdapter:
 
     async def close(self) -> None:
         self._stop.set()
+        self.bot.metrics.set_connected(False)
         if self._background is not None:
             await asyncio.wait({self._background}, timeout=5)
         await self.client.close()

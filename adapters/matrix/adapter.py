@@ -238,6 +238,7 @@ class MatrixAdapter:
 
     async def close(self) -> None:
         self._stop.set()
+        self.bot.metrics.set_connected(False)
         for task in (self._sync_task, *self._tasks):
             if task is not None:
                 task.cancel()
