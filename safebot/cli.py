@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from safebot.content import Content, ContentError
 from safebot.flows import load_flow
+from safebot.ops.health import MonitoringError
 from safebot.ops.logformat import configure_logging
 from safebot.ops.secrets import SecretError, discord_token, matrix_access_token, matrix_password
 from safebot.settings import Settings, SettingsError, load_settings
@@ -144,6 +145,9 @@ def _run_discord(settings: Settings, shards: str | None, shard_count: int | None
 
     try:
         asyncio.run(run_discord(settings, token, shard_ids=shard_ids, shard_count=shard_count))
+    except MonitoringError as exc:
+        print(f"safebot run discord: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0
@@ -175,6 +179,9 @@ def _run_matrix(settings: Settings) -> int:
 
     try:
         asyncio.run(run_matrix(settings))
+    except MonitoringError as exc:
+        print(f"safebot run matrix: {exc}", file=sys.stderr)
+        return 2
     except MatrixLoginError as exc:
         print(f"safebot run matrix: {exc}", file=sys.stderr)
         return 1
@@ -203,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _logging(settings, quiet=args.config is None)  # the demo without a config: warnings only
     try:
         asyncio.run(_console(settings, args.lang))
+    except MonitoringError as exc:
+        print(f"safebot console: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly

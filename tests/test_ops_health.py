@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 import test_discord_adapter as base
 from conftest import Clock
 from fakediscord import run_client
@@ -250,3 +251,33 @@ def test_a_connection_proved_by_answers_goes_stale() -> None:
     assert metrics.connected and metrics.disconnects == 0
     metrics.set_connected(False)
     assert metrics.disconnects == 1
+
+
+@pytest.mark.parametrize("command", [["console"], ["run", "discord"]])
+def test_a_port_in_use_is_a_one_line_error(tmp_path: Path, command: list[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "safebot.toml"
+        config.write_text(
+            f'database_url = "{tmp_path / "c.db"}"\nlog_level = "WARNING"\n'
+            f"[monitoring]\nport = {port}\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "safebot.cli", *command, "--config", str(config)],
+            input="hi\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO), "SAFEBOT_DISCORD_TOKEN": "not-used"},
+        )
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]  # (discord.py may warn about voice first)
+    where = f"127.0.0.1:{port}"
+    assert line.startswith(
+        f"safebot {' '.join(command)}: cannot serve health and metrics on {where}"
+    )
+    assert "already in use" in line
+    assert "Traceback" not in result.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import platformdirs
 
 from adapters.matrix.adapter import PLATFORM, MatrixAdapter, MatrixLoginError
-from safebot.ops.health import start_monitoring
+from safebot.ops.health import MonitoringError, start_monitoring
 from safebot.ops.secrets import matrix_access_token, matrix_password
 from safebot.service import build_engine
 from safebot.settings import Settings
@@ -51,7 +51,11 @@ async def run_matrix(settings: Settings) -> None:
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    health = await start_monitoring(settings.monitoring, adapter.bot.metrics, store)
+    try:
+        health = await start_monitoring(settings.monitoring, adapter.bot.metrics, store)
+    except MonitoringError:
+        await store.close()
+        raise
     try:
         await adapter.start()
         await stopping.wait()

@@ -17,7 +17,7 @@ from safebot.ops.metrics import Metrics, render
 from safebot.settings import MonitoringSettings
 from safebot.store.base import Backlog, Store
 
-__all__ = ["HealthServer", "start_monitoring"]
+__all__ = ["HealthServer", "MonitoringError", "start_monitoring"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,10 @@ _MAX_HEADER_LINES = 100
 _PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 _REASONS[503] = "Service Unavailable"
+
+
+class MonitoringError(Exception):
+    """The health and metrics port cannot be served (in use, not allowed, bad address)."""
 
 
 class HealthServer:
@@ -132,5 +136,10 @@ async def start_monitoring(
     if not settings.port:
         return None
     server = HealthServer(metrics, store)
-    await server.start(settings.host, settings.port)
+    try:
+        await server.start(settings.host, settings.port)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        where = f"{settings.host}:{settings.port}"
+        raise MonitoringError(f"cannot serve health and metrics on {where}: {reason}") from None
     return server
