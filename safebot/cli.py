@@ -12,6 +12,9 @@ from collections.abc import Sequence
 
 from safebot.content import Content, ContentError
 from safebot.flows import load_flow
+from safebot.ops.health import MonitoringError
+from safebot.ops.logformat import configure_logging
+from safebot.ops.secrets import SecretError, discord_token, matrix_access_token, matrix_password
 from safebot.settings import Settings, SettingsError, load_settings
 from safebot.store import StoreUnavailable
 
@@ -40,14 +43,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--shard-count", type=int, help="Discord: the total number of shards")
     check = sub.add_parser("check", help="validate the settings file and the content files")
     check.add_argument("--config", help="TOML settings file")
+    db = sub.add_parser("db", help="database tools: backup, migrate")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    backup = db_sub.add_parser("backup", help="copy the SQLite database into a new file")
+    backup.add_argument("path", help="the new file (it must not exist)")
+    migrate = db_sub.add_parser("migrate", help="bring the database schema up to date")
+    for tool in (backup, migrate):
+        tool.add_argument("--config", help="TOML settings file")
+        tool.add_argument("--db", help="database: a SQLite file path or postgresql://...")
     return parser
 
 
 def _logging(settings: Settings, quiet: bool) -> None:
-    level = logging.WARNING if quiet else getattr(logging, settings.log_level.upper(), logging.INFO)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("WARNING" if quiet else settings.log_level, settings.log_format)
 
 
 def _check(config: str | None) -> int:
@@ -83,6 +91,7 @@ def _check_region(settings: Settings) -> None:
 
 async def _console(settings: Settings, locale: str | None) -> None:
     from adapters.console import ConsolePlatform, run_console
+    from safebot.ops.health import start_monitoring
     from safebot.service import SafeBot, build_engine
     from safebot.store import open_store
 
@@ -91,7 +100,13 @@ async def _console(settings: Settings, locale: str | None) -> None:
     try:
         platform = ConsolePlatform(settings, engine.content, sys.stdout)
         bot = SafeBot(engine=engine, store=store, port=platform, settings=settings)
-        await run_console(bot, engine.content, locale, _console_stdin(), sys.stdout)
+        bot.metrics.set_connected(True)  # the terminal is always there
+        health = await start_monitoring(settings.monitoring, bot.metrics, store)
+        try:
+            await run_console(bot, engine.content, locale, _console_stdin(), sys.stdout)
+        finally:
+            if health is not None:
+                await health.close()
     finally:
         await store.close()
 
@@ -110,6 +125,21 @@ def _unavailable(command: str, exc: StoreUnavailable) -> int:
     return 2
 
 
+def _db(settings: Settings, command: str, path: str | None) -> int:
+    from safebot.ops import database
+
+    try:
+        if command == "backup":
+            assert path is not None
+            database.backup(settings.database_url, path, sys.stdout)
+        else:
+            asyncio.run(database.migrate(settings.database_url, sys.stdout))
+    except (database.DatabaseToolError, OSError) as exc:
+        print(f"safebot db {command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _shard_range(text: str | None, count: int | None) -> list[int] | None:
     if text is None:
         return None
@@ -121,10 +151,15 @@ def _shard_range(text: str | None, count: int | None) -> list[int] | None:
 
 
 def _run_discord(settings: Settings, shards: str | None, shard_count: int | None) -> int:
-    token = settings.secret(settings.discord.token_env)
+    try:
+        token = discord_token(settings)
+    except SecretError as exc:
+        print(f"safebot run discord: {exc}", file=sys.stderr)
+        return 2
     if token is None:
         print(
-            f"Set the bot token in the {settings.discord.token_env} environment variable.",
+            f"Set the bot token in the {settings.discord.token_env} environment variable"
+            " (or [discord] token_file, or the discord-token systemd credential).",
             file=sys.stderr,
         )
         return 2
@@ -139,6 +174,9 @@ def _run_discord(settings: Settings, shards: str | None, shard_count: int | None
         asyncio.run(run_discord(settings, token, shard_ids=shard_ids, shard_count=shard_count))
     except StoreUnavailable as exc:
         return _unavailable("safebot run discord", exc)
+    except MonitoringError as exc:
+        print(f"safebot run discord: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0
@@ -153,10 +191,16 @@ def _run_matrix(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    if not settings.secret(matrix.password_env) and not settings.secret(matrix.access_token_env):
+    try:
+        has_secret = bool(matrix_password(settings) or matrix_access_token(settings))
+    except SecretError as exc:
+        print(f"safebot run matrix: {exc}", file=sys.stderr)
+        return 2
+    if not has_secret:
         print(
             f"Set {matrix.password_env} (or {matrix.access_token_env} with [matrix] device_id)"
-            " in the environment.",
+            " in the environment, or [matrix] password_file, or the matrix-password systemd"
+            " credential.",
             file=sys.stderr,
         )
         return 2
@@ -164,6 +208,9 @@ def _run_matrix(settings: Settings) -> int:
 
     try:
         asyncio.run(run_matrix(settings))
+    except MonitoringError as exc:
+        print(f"safebot run matrix: {exc}", file=sys.stderr)
+        return 2
     except MatrixLoginError as exc:
         print(f"safebot run matrix: {exc}", file=sys.stderr)
         return 1
@@ -185,16 +232,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"settings: {problem}", file=sys.stderr)
         return 2
+    if args.command == "db":
+        return _db(settings, args.db_command, getattr(args, "path", None))
     if args.command == "run":
         _logging(settings, quiet=False)
         if args.platform == "matrix":
             return _run_matrix(settings)
         return _run_discord(settings, args.shards, args.shard_count)
-    _logging(settings, quiet=True)
+    _logging(settings, quiet=args.config is None)  # the demo without a config: warnings only
     try:
         asyncio.run(_console(settings, args.lang))
     except StoreUnavailable as exc:
         return _unavailable("safebot console", exc)
+    except MonitoringError as exc:
+        print(f"safebot console: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly

@@ -53,6 +53,7 @@ from safebot.model import (
     Session,
 )
 from safebot.moderation import Action, apply_action, build_alert, status_message
+from safebot.ops.metrics import Metrics
 from safebot.ports import DeliveryError, MembershipCheck, PlatformPort
 from safebot.pseudonym import pseudonym
 from safebot.recognise import Recogniser
@@ -102,6 +103,7 @@ class SafeBot:
         clock: Callable[[], float] = time.time,
         tokens: Callable[[], str] = lambda: secrets.token_hex(8),
         session_cache_size: int = 5000,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
         self.content = engine.content
@@ -110,6 +112,7 @@ class SafeBot:
         self.settings = settings
         self.clock = clock
         self.tokens = tokens
+        self.metrics = metrics or Metrics()  # counters for /metrics (safebot/ops/)
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # per person, refcounted
         # Recently active conversations, so a message costs one write and no read. The stored
         # version guards it: a stale entry shows up as a VersionConflict and is reloaded.
@@ -138,6 +141,7 @@ class SafeBot:
             if self._told_to_slow_down.hit(key, self.clock()):
                 return (self._slow_down(key),)
             return ()
+        self.metrics.message_handled()
         lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
@@ -311,6 +315,7 @@ class SafeBot:
                 AuditEntry(now, "reporter", "report", reference, draft.community)
             )
             log.info("report %s stored for %s", reference, draft.community.key)
+            self.metrics.report_filed()
             break
         else:  # pragma: no cover - eight collisions in a row
             return ReportRefused(person, "report.failed")
@@ -392,6 +397,7 @@ class SafeBot:
                 await self._failed(item, exc)
                 continue
             await self.store.mark_delivered(item.key, self.clock())
+            self.metrics.delivered_after(item.kind.value, self.clock() - item.created_at)
             delivered += 1
         return delivered
 
@@ -424,11 +430,13 @@ class SafeBot:
         permanent = isinstance(exc, DeliveryError) and exc.permanent
         if permanent or attempts >= opts.max_attempts:
             await self.store.mark_parked(item.key, attempts, reason)
+            self.metrics.error("delivery_parked")
             log.error("outbox %s parked after %d tries: %s", item.key, attempts, reason)
             return
         delay = min(opts.max_delay, opts.base_delay * 2 ** (attempts - 1))
         delay *= random.uniform(0.5, 1.0)  # jitter: retries of many items don't line up
         await self.store.mark_retry(item.key, attempts, self.clock() + delay, reason)
+        self.metrics.error("delivery_retry")
         log.warning(
             "outbox %s try %d failed (%s); next in %.1fs", item.key, attempts, reason, delay
         )
@@ -441,6 +449,7 @@ class SafeBot:
                 await self.deliver_due()
             except Exception:
                 log.exception("outbox pass failed")
+                self.metrics.error("outbox_pass")
             waiter = asyncio.ensure_future(self._outbox_wake.wait())
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({waiter, stopper}, timeout=idle, return_when="FIRST_COMPLETED")
@@ -472,6 +481,7 @@ class SafeBot:
                     await self.purge_expired()
                 except Exception:
                     log.exception("retention purge failed")
+                    self.metrics.error("retention_purge")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=3600)
 

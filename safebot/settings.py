@@ -1,7 +1,8 @@
 """All configuration in one place: one TOML file plus environment variables for secrets.
 
 Every field has a default that works for the local console run. Secrets (tokens, passwords)
-are never read from the file: the file names the environment variable that holds them.
+are never read from this file: it names the environment variable or the file that holds them
+(safebot/ops/secrets.py reads them).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "DiscordSettings",
     "LimitSettings",
     "MatrixSettings",
+    "MonitoringSettings",
     "OutboxSettings",
     "Settings",
     "SettingsError",
@@ -70,6 +72,7 @@ class ConsoleSettings:
 @dataclass(frozen=True, slots=True)
 class DiscordSettings:
     token_env: str = "SAFEBOT_DISCORD_TOKEN"
+    token_file: str = ""  # read the token from this file instead (see safebot/ops/secrets.py)
     membership_minutes: float = 10.0  # how long a server's "member or not" answer is reused
     membership_checks_at_once: int = 8  # servers asked in parallel when offering servers
 
@@ -80,11 +83,19 @@ class MatrixSettings:
     user_id: str = ""
     password_env: str = "SAFEBOT_MATRIX_PASSWORD"
     access_token_env: str = "SAFEBOT_MATRIX_TOKEN"
+    password_file: str = ""  # read the password (or access token) from a file instead
+    access_token_file: str = ""
     device_id: str = ""
     data_dir: str = ""
     # In a room that is not a private 1:1 chat the bot says at most one neutral "write to me
     # in private" line per room per this many minutes.
     private_hint_minutes: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringSettings:
+    port: int = 0  # /healthz and /metrics over HTTP; 0 serves nothing
+    host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +112,13 @@ class Settings:
     # background purge. Longer than idle_timeout_minutes, after which they restart anyway.
     session_expiry_hours: float = 24.0
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object per line
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     matrix: MatrixSettings = field(default_factory=MatrixSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
     def secret(self, env_name: str, environ: Mapping[str, str] | None = None) -> str | None:
         value = (environ if environ is not None else os.environ).get(env_name, "").strip()
@@ -118,6 +131,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "console": ConsoleSettings,
     "discord": DiscordSettings,
     "matrix": MatrixSettings,
+    "monitoring": MonitoringSettings,
 }
 
 
@@ -161,7 +175,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         for section in ("discord", "matrix"):
             if secret_key in raw.get(section, {}):
                 problems.append(
-                    f"[{section}] {secret_key}: put secrets in the environment, not the file"
+                    f"[{section}] {secret_key}: put secrets in the environment or in a"
+                    " file named by token_file or password_file, not in this file"
                 )
                 raw[section].pop(secret_key)
     settings: Settings = _typed(Settings, raw, "settings", problems)
@@ -174,6 +189,12 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         problems.append("session_expiry_hours must be at least idle_timeout_minutes")
     if settings.limits.messages_per_minute < 1 or settings.limits.reports_per_hour < 1:
         problems.append("limits must be at least 1")
+    if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        problems.append("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    if settings.log_format not in ("text", "json"):
+        problems.append('log_format must be "text" or "json"')
+    if not 0 <= settings.monitoring.port <= 65535:
+        problems.append("monitoring.port must be between 0 (off) and 65535")
     if settings.outbox.max_attempts < 1:
         problems.append("outbox.max_attempts must be at least 1")
     if problems:

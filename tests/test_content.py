@@ -144,6 +144,11 @@ def test_choice_labels_fit_on_buttons(content: Content, flow: Flow) -> None:
 
 def test_wheel_ships_the_content(tmp_path: Path) -> None:
     """``pip install .`` (not only editable) must carry content/ so `safebot console` runs."""
+    # Built from a clean copy: a build/ directory left in the tree by an earlier build would
+    # otherwise put files in the wheel that the package list leaves out.
+    source = tmp_path / "src"
+    skip = shutil.ignore_patterns("build", "*.egg-info", ".*", "__pycache__", "tests", "bench")
+    shutil.copytree(REPO, source, ignore=skip)
     subprocess.run(
         [
             sys.executable,
@@ -155,7 +160,7 @@ def test_wheel_ships_the_content(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(tmp_path),
-            str(REPO),
+            str(source),
         ],
         check=True,
         capture_output=True,
@@ -165,6 +170,9 @@ def test_wheel_ships_the_content(tmp_path: Path) -> None:
     for path in CONTENT_DIR.rglob("*.toml"):
         assert f"content/{path.relative_to(CONTENT_DIR).as_posix()}" in names
     assert "adapters/console/__init__.py" in names and "safebot/py.typed" in names
+    for package in ("safebot", "adapters"):  # every module, so no subpackage is left out
+        for path in (REPO / package).rglob("*.py"):
+            assert path.relative_to(REPO).as_posix() in names, path
 
 
 def test_forget_me_says_what_it_cannot_delete(content: Content) -> None:

@@ -8,6 +8,7 @@ import signal
 from typing import Any
 
 from adapters.discord.adapter import PLATFORM, DiscordAdapter, SafeBotClient
+from safebot.ops.health import MonitoringError, start_monitoring
 from safebot.service import build_engine
 from safebot.settings import Settings
 from safebot.store import open_store
@@ -38,6 +39,11 @@ async def run_discord(
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    try:
+        health = await start_monitoring(settings.monitoring, adapter.bot.metrics, store)
+    except MonitoringError:
+        await store.close()
+        raise
     runner = asyncio.create_task(adapter.client.start(token))
     stopper = asyncio.create_task(stopping.wait())
     try:
@@ -49,6 +55,8 @@ async def run_discord(
         await adapter.close()
         stopper.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+        if health is not None:
+            await health.close()
         await store.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

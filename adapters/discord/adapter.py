@@ -82,6 +82,7 @@ class SafeBotClient(discord.AutoShardedClient):
         intents.dm_messages = True  # people talk to the bot in DMs (content included in DMs)
         super().__init__(intents=intents, allowed_mentions=NO_MENTIONS, **options)
         self.adapter = adapter
+        self._shards_down: set[int] = set()
         self.tree: app_commands.CommandTree[SafeBotClient] = app_commands.CommandTree(self)
 
     async def setup_hook(self) -> None:
@@ -94,6 +95,25 @@ class SafeBotClient(discord.AutoShardedClient):
 
     async def on_message(self, message: discord.Message) -> None:
         await self.adapter.on_dm(message)
+
+    # Connection state for /healthz: ready once every shard is, down while any is.
+    async def on_ready(self) -> None:
+        self._report_connection()
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        self._shards_down.discard(shard_id)
+        self._report_connection()
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self._shards_down.discard(shard_id)
+        self._report_connection()
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self._shards_down.add(shard_id)
+        self._report_connection()
+
+    def _report_connection(self) -> None:
+        self.adapter.bot.metrics.set_connected(self.is_ready() and not self._shards_down)
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         if interaction.guild_id is not None:  # whoever interacts in a server is a member
@@ -158,6 +178,7 @@ class DiscordAdapter:
 
     async def close(self) -> None:
         self._stop.set()
+        self.bot.metrics.set_connected(False)
         if self._background is not None:
             await asyncio.wait({self._background}, timeout=5)
         await self.client.close()

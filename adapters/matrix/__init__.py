@@ -10,6 +10,8 @@ from pathlib import Path
 import platformdirs
 
 from adapters.matrix.adapter import PLATFORM, MatrixAdapter, MatrixLoginError
+from safebot.ops.health import MonitoringError, start_monitoring
+from safebot.ops.secrets import matrix_access_token, matrix_password
 from safebot.service import build_engine
 from safebot.settings import Settings
 from safebot.store import open_store, sqlite_path
@@ -41,8 +43,8 @@ async def run_matrix(settings: Settings) -> None:
         homeserver=settings.matrix.homeserver,
         user_id=settings.matrix.user_id,
         data_dir=data_dir_for(settings),
-        password=settings.secret(settings.matrix.password_env),
-        access_token=settings.secret(settings.matrix.access_token_env),
+        password=matrix_password(settings),
+        access_token=matrix_access_token(settings),
         device_id=settings.matrix.device_id or None,
     )
     loop = asyncio.get_running_loop()
@@ -50,11 +52,18 @@ async def run_matrix(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     try:
+        health = await start_monitoring(settings.monitoring, adapter.bot.metrics, store)
+    except MonitoringError:
+        await store.close()
+        raise
+    try:
         await adapter.start()
         await stopping.wait()
     finally:
         log.info("shutting down")
         await adapter.close()
+        if health is not None:
+            await health.close()
         await store.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

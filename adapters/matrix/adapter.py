@@ -247,6 +247,7 @@ class MatrixAdapter:
 
     async def close(self) -> None:
         self._stop.set()
+        self.bot.metrics.set_connected(False)
         for task in (self._sync_task, *self._tasks):
             if task is not None:
                 task.cancel()
@@ -314,10 +315,13 @@ class MatrixAdapter:
             if count is not None:
                 client.olm.uploaded_key_count = count
         self._retry_undecryptable()
+        # /healthz: the last sync worked; stale if no sync comes back for a while.
+        self.bot.metrics.set_connected(True, for_seconds=self.sync_timeout_ms / 1000 + 60)
         self.synced.set()
 
     async def _on_sync_error(self, response: SyncError) -> None:
         log.warning("sync failed (%s); retrying", getattr(response, "status_code", "?"))
+        self.bot.metrics.set_connected(False)
         await asyncio.sleep(min(self.retry_wait, 2.0))
 
     async def _on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
