@@ -105,6 +105,9 @@ _SHARED_COMMANDS = frozenset({"help", "block"})
 _HISTORY_SCAN = 50
 _SYNC_TIMEOUT_MS = 30_000
 _ANSWER_TRIES = 5
+# Back from downtime, a sync returns at most this many events per room (Synapse's default
+# is 10, and a limited timeline silently skips the older ones).
+_SYNC_FILTER = {"room": {"timeline": {"limit": 500}}}
 
 
 class MatrixLoginError(Exception):
@@ -234,13 +237,22 @@ class MatrixAdapter:
             )
             if isinstance(first, SyncResponse):
                 self.inbox.accept([], first.next_batch)
+                for room_id, info in first.rooms.invite.items():  # invites are not history
+                    room = client.invited_rooms.get(room_id)
+                    for event in info.invite_state:
+                        if room is not None and isinstance(event, InviteMemberEvent):
+                            await self._on_invite(room, event)
         self._install_callbacks(client)
         self._sync_task = asyncio.create_task(
             client.sync_forever(
-                timeout=self.sync_timeout_ms, full_state=True, since=self.inbox.token() or None
+                timeout=self.sync_timeout_ms,
+                full_state=True,
+                since=self.inbox.token() or None,
+                sync_filter=_SYNC_FILTER,
             ),
             name="matrix sync",
         )
+        log.info("logged in; syncing")
 
     async def _login(self, *, fresh: bool) -> AsyncClient:
         store_dir = self.data_dir / "crypto"
