@@ -14,7 +14,7 @@ import random
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from safebot.content import Content
@@ -64,6 +64,8 @@ __all__ = ["ModeratorReply", "SafeBot", "build_engine"]
 
 log = logging.getLogger(__name__)
 _DAY = 86400.0
+
+Deliver = Callable[[tuple[Message, ...]], Awaitable[None]]
 
 
 def build_engine(
@@ -131,8 +133,14 @@ class SafeBot:
         return pseudonym(self._secret, person)
 
     # --- people ---------------------------------------------------------------------------
-    async def handle(self, event: Event) -> tuple[Message, ...]:
-        """Process one inbound event for one person; returns the private replies, in order."""
+    async def handle(
+        self, event: Event, *, before_save: Deliver | None = None
+    ) -> tuple[Message, ...]:
+        """Process one inbound event for one person; returns the private replies, in order.
+
+        ``before_save``, if given, is awaited with the replies before the new conversation
+        state is saved: an adapter that sends them there (idempotently) never leaves a saved
+        state whose screen the person did not get, even if the process dies in between."""
         key = event.person.key
         typed = isinstance(event, TextReceived | ChoiceSelected | CommandInvoked)
         if typed and await self._flooding(event.person):
@@ -146,7 +154,7 @@ class SafeBot:
         self._locks[key] = (lock, users + 1)
         try:
             async with lock:
-                return await self._handle_locked(event)
+                return await self._handle_locked(event, before_save)
         finally:
             lock, users = self._locks[key]
             if users <= 1:
@@ -170,11 +178,15 @@ class SafeBot:
         locale = cached.locale if cached else self.content.default_locale
         return Message(self.content.spans(locale, "limits.slow_down"))
 
-    async def _handle_locked(self, event: Event) -> tuple[Message, ...]:
+    async def _handle_locked(
+        self, event: Event, before_save: Deliver | None
+    ) -> tuple[Message, ...]:
         person = event.person
         session = self._cached(person.key) or await self.store.load_session(person)
         for _attempt in range(3):
             replies, session_after, acted = await self._run(event, session)
+            if before_save is not None:
+                await before_save(replies)
             if session_after is None:
                 await self.store.delete_session(person)
                 self._sessions.pop(person.key, None)

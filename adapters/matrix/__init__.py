@@ -33,7 +33,8 @@ def data_dir_for(settings: Settings) -> Path:
 
 
 async def run_matrix(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM, then stop syncing and close the store cleanly."""
+    """Run until SIGINT/SIGTERM, then stop syncing and close the store cleanly. Raises
+    MatrixLoginError when the session cannot be kept (signed out and no password)."""
     engine = build_engine(settings)
     store = await open_store(settings.database_url)
     adapter = MatrixAdapter(
@@ -58,7 +59,13 @@ async def run_matrix(settings: Settings) -> None:
         raise
     try:
         await adapter.start()
-        await stopping.wait()
+        stop_waiter = asyncio.ensure_future(stopping.wait())
+        gave_up = asyncio.ensure_future(adapter.stopped.wait())
+        await asyncio.wait({stop_waiter, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+        stop_waiter.cancel()
+        gave_up.cancel()
+        if adapter.failure is not None:
+            raise adapter.failure  # e.g. signed out with no password: exit non-zero
     finally:
         log.info("shutting down")
         await adapter.close()

@@ -45,11 +45,14 @@ from nio import (
     StickerEvent,
     SyncError,
     SyncResponse,
+    WhoamiResponse,
 )
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import EncryptionError
 
 from adapters.matrix.history import find_own_event, own_events
+from adapters.matrix.inbox import REPLAY, Inbound, Inbox, Replay, replay_token, replay_txn
+from adapters.matrix.keys import publish_fallback_key, top_up_one_time_keys
 from adapters.matrix.powers import RoomPowers
 from adapters.matrix.privacy import RedirectLimiter, names_bot, private_room
 from adapters.matrix.render import (
@@ -60,6 +63,13 @@ from adapters.matrix.render import (
     message_content,
     notice,
     status_content,
+)
+from adapters.matrix.session import (
+    SIGNED_OUT_MESSAGE,
+    SignedOut,
+    is_signed_out,
+    keep_private,
+    prepare_store,
 )
 from adapters.matrix.threads import alert_key, in_thread
 from safebot.conversation import Engine, is_reference
@@ -100,6 +110,10 @@ _THREAD_ROOT_PAGES = 20  # of _HISTORY_SCAN of the bot's own events: an old aler
 # How far back (pages of _HISTORY_SCAN of the bot's own events) "forget me" looks for alerts.
 _REDACT_SCAN_PAGES = 20
 _SYNC_TIMEOUT_MS = 30_000
+_ANSWER_TRIES = 5
+# Back from downtime, a sync returns at most this many events per room (Synapse's default
+# is 10, and a limited timeline silently skips the older ones).
+_SYNC_FILTER = {"room": {"timeline": {"limit": 500}}}
 
 
 class MatrixLoginError(Exception):
@@ -158,7 +172,9 @@ class MatrixAdapter:
         self.retry_wait = retry_wait
         self.sync_timeout_ms = sync_timeout_ms
         self.undecryptable_wait = undecryptable_wait
-        self.bot = SafeBot(engine=engine, store=store, port=self, settings=settings)
+        self.bot = SafeBot(
+            engine=engine, store=store, port=self, settings=settings, tokens=replay_token
+        )
         self.client: AsyncClient | None = None
         self._dm_rooms: dict[str, str] = {}  # person user id -> DM room id
         self._alert_events: dict[str, str] = {}  # alert key -> event id
@@ -170,6 +186,15 @@ class MatrixAdapter:
         self._sync_task: asyncio.Task[None] | None = None
         self._background: asyncio.Task[None] | None = None
         self.synced = asyncio.Event()
+        self.inbox: Inbox | None = None
+        self._batch: list[Inbound] = []  # this sync's messages, stored with its token
+        self._queues: dict[str, list[Inbound]] = {}  # sender -> messages, oldest first
+        self._recovered = False
+        self._secret = b""
+        self._signed_out = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self.stopped = asyncio.Event()  # set when the adapter gave up (see ``failure``)
+        self.failure: MatrixLoginError | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
     @property
@@ -191,17 +216,67 @@ class MatrixAdapter:
     async def start(self) -> None:
         """Log in (or restore the saved device), load the crypto store, sync once, then run
         the sync loop and outbox delivery in the background."""
+        keep_private(self.data_dir)
+        self.inbox = Inbox(self.data_dir / "inbox.db")
+        self._secret = self._pickle_key().encode()
+        await self._connect()
+        self._supervisor = asyncio.create_task(self._supervise(), name="matrix session")
+        self._background = asyncio.create_task(self.bot.run_background(self._stop))
+
+    async def _connect(self, *, fresh: bool = False) -> None:
+        """A logged-in client whose token works, then its sync loop."""
+        try:
+            client = await self._login(fresh=fresh)
+        except SignedOut:
+            if not self.password:
+                raise MatrixLoginError(SIGNED_OUT_MESSAGE) from None
+            log.warning("the saved Matrix session was signed out; logging in again")
+            self._forget_device()
+            client = await self._login(fresh=True)
+        keep_private(self.data_dir)
+        assert self.inbox is not None
+        since = self.inbox.token() or client.loaded_sync_token
+        if not since:
+            # Skip history: one sync before any message handler exists. Its own filter keeps
+            # Synapse from answering with a cached earlier initial sync of this device.
+            first = await client.sync(
+                timeout=0, full_state=True, sync_filter={"room": {"timeline": {"limit": 1}}}
+            )
+            if isinstance(first, SyncResponse):
+                self.inbox.accept([], first.next_batch)
+                for room_id, info in first.rooms.invite.items():  # invites are not history
+                    room = client.invited_rooms.get(room_id)
+                    for event in info.invite_state:
+                        if room is not None and isinstance(event, InviteMemberEvent):
+                            await self._on_invite(room, event)
+        self._install_callbacks(client)
+        self._sync_task = asyncio.create_task(
+            client.sync_forever(
+                timeout=self.sync_timeout_ms,
+                full_state=True,
+                since=self.inbox.token() or None,
+                sync_filter=_SYNC_FILTER,
+            ),
+            name="matrix sync",
+        )
+        log.info("logged in; syncing")
+
+    async def _login(self, *, fresh: bool) -> AsyncClient:
         store_dir = self.data_dir / "crypto"
-        store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         config = AsyncClientConfig(
-            store_sync_tokens=True,
+            # The sync token is kept in the inbox, with the messages it covers.
+            store_sync_tokens=False,
             encryption_enabled=True,
             pickle_key=self._pickle_key(),
             max_timeout_retry_wait_time=self.retry_wait,
             request_timeout=30,
         )
-        saved = self._load_credentials()
-        device_id = self.device_id or saved.get("device_id")
+        saved = {} if fresh else self._load_credentials()
+        device_id = None if fresh else self.device_id or saved.get("device_id")
+        token = None if fresh else self.access_token or saved.get("access_token")
+        store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if device_id:
+            prepare_store(store_dir, self.user_id, device_id)
         client = AsyncClient(
             self.homeserver,
             self.user_id,
@@ -210,12 +285,16 @@ class MatrixAdapter:
             config=config,
         )
         self.client = client
-        token = self.access_token or saved.get("access_token")
         if token and device_id:
             client.restore_login(self.user_id, device_id, token)
+            whoami = await client.whoami()
+            if not isinstance(whoami, WhoamiResponse) and is_signed_out(whoami):
+                await client.close()
+                raise SignedOut()
         elif self.password:
             response = await client.login(self.password, device_name="SafeBot")
             if not isinstance(response, LoginResponse):
+                await client.close()
                 raise MatrixLoginError(f"login failed: {getattr(response, 'message', response)}")
             self._save_credentials(response.device_id, response.access_token)
         else:
@@ -228,34 +307,69 @@ class MatrixAdapter:
             upload = await client.keys_upload()
             if not isinstance(upload, KeysUploadResponse):
                 raise MatrixLoginError(f"uploading device keys failed: {upload}")
+        if not await publish_fallback_key(client):
+            raise MatrixLoginError("publishing the fallback key failed")
         self._dm_rooms = self._load_dm_rooms()
-        first_start = not client.loaded_sync_token  # nio uses "" (and the store None)
-        if first_start:
-            # Skip history: one sync before any message handler exists. Its own filter keeps
-            # Synapse from answering with a cached earlier initial sync of this device.
-            await client.sync(
-                timeout=0, full_state=True, sync_filter={"room": {"timeline": {"limit": 1}}}
-            )
-            for room_id in list(client.invited_rooms):  # invites from before the first start
-                self._spawn(self._join(room_id))
-        self._install_callbacks(client)
-        self._sync_task = asyncio.create_task(
-            client.sync_forever(timeout=self.sync_timeout_ms, full_state=True),
-            name="matrix sync",
-        )
-        self._background = asyncio.create_task(self.bot.run_background(self._stop))
+        return client
+
+    async def _supervise(self) -> None:
+        """Log in again when the session is signed out while running, or give up cleanly."""
+        while not self._stop.is_set():
+            await self._signed_out.wait()
+            self._signed_out.clear()
+            old, task = self.client, self._sync_task
+            if old is not None:
+                old.stop_sync_forever()
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task], timeout=5)
+            if old is not None:
+                await old.close()
+            if not self.password:
+                log.error("%s", SIGNED_OUT_MESSAGE)
+                self._give_up(MatrixLoginError(SIGNED_OUT_MESSAGE))
+                return
+            log.warning("the Matrix session was signed out; logging in again")
+            self._forget_device()
+            try:
+                await self._connect(fresh=True)
+            except MatrixLoginError as exc:
+                log.error("logging in again failed")
+                self._give_up(exc)
+                return
+
+    def _forget_device(self) -> None:
+        """Drop the dead device: its token, and its crypto store (keys nobody can use)."""
+        dead = self.client.device_id if self.client is not None else None
+        self.access_token = None  # a configured token died with the device
+        self.device_id = None
+        self._credentials_path.unlink(missing_ok=True)
+        if dead:
+            for path in (self.data_dir / "crypto").glob(f"{self.user_id}_{dead}.db*"):
+                path.unlink(missing_ok=True)
+
+    def _give_up(self, failure: MatrixLoginError) -> None:
+        self.failure = failure
+        self.stopped.set()
 
     async def close(self) -> None:
         self._stop.set()
         self.bot.metrics.set_connected(False)
-        for task in (self._sync_task, *self._tasks):
+        for task in (self._supervisor, self._sync_task, *self._tasks):
             if task is not None:
                 task.cancel()
-        pending = [t for t in (self._sync_task, self._background, *self._tasks) if t is not None]
+        pending = [
+            t
+            for t in (self._supervisor, self._sync_task, self._background, *self._tasks)
+            if t is not None
+        ]
         if pending:
             await asyncio.wait(pending, timeout=5)
         if self.client is not None:
             await self.client.close()
+        if self.inbox is not None:
+            self.inbox.close()
+            self.inbox = None
 
     def _load_credentials(self) -> dict[str, str]:
         try:
@@ -307,22 +421,80 @@ class MatrixAdapter:
 
     # --- sync callbacks -------------------------------------------------------------------
     async def _on_sync(self, response: SyncResponse) -> None:
-        client = self.client
-        if client is not None and client.olm is not None:
-            # nio only trusts a non-zero one-time-key count from the server, so once all keys
-            # were claimed it would never upload more and new people could not reach us.
-            count = response.device_key_count.signed_curve25519
-            if count is not None:
-                client.olm.uploaded_key_count = count
+        if self.client is not None:
+            await top_up_one_time_keys(self.client, response)
         self._retry_undecryptable()
         # /healthz: the last sync worked; stale if no sync comes back for a while.
         self.bot.metrics.set_connected(True, for_seconds=self.sync_timeout_ms / 1000 + 60)
+        self._take_in(response.next_batch)
         self.synced.set()
 
     async def _on_sync_error(self, response: SyncError) -> None:
+        if is_signed_out(response):
+            self._signed_out.set()
+            await asyncio.sleep(self.retry_wait)  # the supervisor stops this loop
+            return
         log.warning("sync failed (%s); retrying", getattr(response, "status_code", "?"))
         self.bot.metrics.set_connected(False)
         await asyncio.sleep(min(self.retry_wait, 2.0))
+
+    # --- the inbox: every message answered once, in the order each person sent them ---------
+    def _collect(self, room: MatrixRoom, event: Any, kind: str, body: str = "") -> None:
+        self._batch.append(Inbound(0, event.event_id, room.room_id, event.sender, kind, body))
+
+    def _take_in(self, token: str) -> None:
+        """Store this sync's messages with the token after them, then hand them to each
+        sender's queue (after a restart, everything not answered before it, first)."""
+        if self.inbox is None:
+            return
+        batch, self._batch = self._batch, []
+        stored = self.inbox.accept(batch, token)
+        if not self._recovered:
+            self._recovered = True
+            stored = self.inbox.pending()
+        for item in stored:
+            queue = self._queues.setdefault(item.sender, [])
+            queue.append(item)
+            if len(queue) == 1:
+                self._spawn(self._drain(item.sender))
+
+    async def _drain(self, sender: str) -> None:
+        queue = self._queues[sender]
+        try:
+            while queue:
+                await self._answer(queue[0])
+                queue.pop(0)
+        finally:
+            if not queue:
+                self._queues.pop(sender, None)
+
+    async def _answer(self, item: Inbound) -> None:
+        """Handle one message (again, after a crash, unless it was handled and answered)."""
+        assert self.inbox is not None
+        person = person_of(item.sender)
+        session = await self.store.load_session(person)
+        version = session.version if session is not None else 0
+        if item.before is not None and item.before != version:
+            self.inbox.done(item.seq)  # its new state was saved, so it was answered
+            return
+        self.inbox.started(item.seq, version)
+        room = self.client.rooms.get(item.room_id) if self.client is not None else None
+        for attempt in range(1, _ANSWER_TRIES + 1):
+            replay = REPLAY.set(Replay(item.event_id, self._secret))
+            try:
+                if room is None:
+                    pass  # the bot left the room
+                elif item.kind == "media":
+                    await self._media_in(room.room_id, item.sender)
+                else:
+                    await self._route_text(room, item.sender, item.body)
+                break
+            except Exception as exc:
+                log.warning("answering a message failed (%s), try %d", type(exc).__name__, attempt)
+                await asyncio.sleep(self.retry_wait * attempt)
+            finally:
+                REPLAY.reset(replay)
+        self.inbox.done(item.seq)
 
     async def _on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
         if event.state_key != self.user_id or event.membership != "invite":
@@ -346,7 +518,7 @@ class MatrixAdapter:
     async def _on_text(self, room: MatrixRoom, event: RoomMessageText) -> None:
         if event.sender == self.user_id or not self._first_time(event.event_id):
             return
-        self._spawn(self._route_text(room, event.sender, event.body))
+        self._collect(room, event, "text", event.body)
 
     async def _route_text(self, room: MatrixRoom, sender: str, body: str) -> None:
         words = body.strip().split()
@@ -386,7 +558,7 @@ class MatrixAdapter:
         if event.sender == self.user_id or not self._first_time(event.event_id):
             return
         if self._is_dm(room, event.sender) or room.member_count <= 2:
-            self._spawn(self._media_in(room.room_id, event.sender))
+            self._collect(room, event, "media")
 
     async def _media_in(self, room_id: str, sender: str) -> None:
         if await self._is_configured_room(room_id):
@@ -407,13 +579,25 @@ class MatrixAdapter:
             await self._say(room_id, "matrix.private_only", self.content.default_locale)
 
     async def _converse(self, room_id: str, event: Event) -> None:
+        """Run the conversation; its replies are sent before its new state is saved."""
+        delivered = False
+
+        async def deliver(replies: tuple[Message, ...]) -> None:
+            nonlocal delivered
+            for reply in replies:
+                await self._send(room_id, message_content(reply))
+            delivered = True
+
         try:
-            replies = await self.bot.handle(event)
+            replies = await self.bot.handle(event, before_save=deliver)
+        except DeliveryError:
+            raise  # nothing was saved: the inbox tries again, with the same transaction ids
         except Exception:
             log.exception("handling a message failed")
-            replies = (Message(self.content.spans("en", "matrix.error")),)
-        for reply in replies:
-            await self._send(room_id, message_content(reply))
+            replies, delivered = (Message(self.content.spans("en", "matrix.error")),), False
+        if not delivered:
+            for reply in replies:
+                await self._send(room_id, message_content(reply))
 
     def _first_time(self, event_id: str) -> bool:
         if event_id in self._handled:
@@ -456,7 +640,8 @@ class MatrixAdapter:
                 continue
             del self._undecryptable[event_id]
             if isinstance(decrypted, RoomMessageText):
-                self._spawn(self._on_text(room, decrypted))
+                if decrypted.sender != self.user_id and self._first_time(decrypted.event_id):
+                    self._collect(room, decrypted, "text", decrypted.body)
             elif isinstance(decrypted, ReactionEvent):
                 self._spawn(self._on_reaction(room, decrypted))
 
@@ -646,6 +831,7 @@ class MatrixAdapter:
         the homeserver returns the first event for a repeated transaction id."""
         assert self.client is not None
         client = self.client
+        txn = txn or replay_txn()
         room = client.rooms.get(room_id)
         if room is not None and room.encrypted and client.olm is not None:
             # Query every member's devices first: nio marks a group session as shared even
