@@ -81,6 +81,10 @@ class Bot:
         self.data_dir = tmp / "matrix-bot"
         self.adapter: MatrixAdapter | None = None
 
+    def credentials(self) -> dict[str, str]:
+        """How this bot logs in: the registered user's token and device."""
+        return {"access_token": self.user.access_token, "device_id": self.user.device_id}
+
     async def start(self) -> MatrixAdapter:
         adapter = MatrixAdapter(
             self.settings,
@@ -89,8 +93,7 @@ class Bot:
             homeserver=self.harness.server.url,
             user_id=self.user.user_id,
             data_dir=self.data_dir,
-            access_token=self.user.access_token,
-            device_id=self.user.device_id,
+            **self.credentials(),
             retry_wait=1.0,
             sync_timeout_ms=3000,
             undecryptable_wait=5.0,

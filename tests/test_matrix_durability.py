@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.matrix import MatrixAdapter, MatrixLoginError
+from adapters.matrix import MatrixLoginError
 from adapters.matrix.render import ALERT_KEY
 from safebot.conversation import Engine
 from safebot.moderation import build_alert
@@ -97,23 +97,8 @@ def new_group_session(runner: ClientRunner, room: str) -> None:
 class PasswordBot(Bot):
     """A bot configured with its password only (it logs in, and can log in again)."""
 
-    async def start(self) -> MatrixAdapter:
-        adapter = MatrixAdapter(
-            self.settings,
-            self.engine,
-            self.store,
-            homeserver=self.harness.server.url,
-            user_id=self.user.user_id,
-            data_dir=self.data_dir,
-            password=self.user.password,
-            retry_wait=1.0,
-            sync_timeout_ms=3000,
-            undecryptable_wait=5.0,
-        )
-        await adapter.start()
-        await asyncio.wait_for(adapter.synced.wait(), TIMEOUT)
-        self.adapter = adapter
-        return adapter
+    def credentials(self) -> dict[str, str]:
+        return {"password": self.user.password}
 
 
 @pytest.fixture
