@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from nio import (
     AsyncClient,
@@ -306,11 +306,21 @@ class MatrixAdapter:
             # published keys is lost for good.
             upload = await client.keys_upload()
             if not isinstance(upload, KeysUploadResponse):
-                raise MatrixLoginError(f"uploading device keys failed: {upload}")
-        if not await publish_fallback_key(client):
-            raise MatrixLoginError("publishing the fallback key failed")
+                await self._refused(client, upload, "uploading device keys failed")
+        fallback = await publish_fallback_key(client)
+        if not isinstance(fallback, KeysUploadResponse):
+            await self._refused(client, fallback, "publishing the fallback key failed")
         self._dm_rooms = self._load_dm_rooms()
         return client
+
+    @staticmethod
+    async def _refused(client: AsyncClient, response: object, what: str) -> NoReturn:
+        """A start-up request failed: the session was signed out meanwhile (the device was
+        deleted after the token check), or something else went wrong."""
+        await client.close()
+        if is_signed_out(response):
+            raise SignedOut()
+        raise MatrixLoginError(f"{what}: {getattr(response, 'status_code', response)}")
 
     async def _supervise(self) -> None:
         """Log in again when the session is signed out while running, or give up cleanly."""

@@ -35,12 +35,13 @@ async def top_up_one_time_keys(client: AsyncClient, response: SyncResponse) -> N
                 log.warning("topping up one-time keys failed")
 
 
-async def publish_fallback_key(client: AsyncClient) -> bool:
+async def publish_fallback_key(client: AsyncClient) -> object:
     """Generate, sign and upload a new fallback key (the previous one keeps working for
-    messages already on their way). Returns whether the server took it."""
+    messages already on their way). Returns the server's answer: a KeysUploadResponse when it
+    took the key, else the error (or None without a crypto account)."""
     olm = client.olm
     if olm is None:
-        return False
+        return None
     account = olm.account._account  # the vodozemac account; nio has no fallback key API
     account.generate_fallback_key()
     keys = {}
@@ -53,5 +54,4 @@ async def publish_fallback_key(client: AsyncClient) -> bool:
     response = await client._send(KeysUploadResponse, method, path, data)
     if not isinstance(response, KeysUploadResponse):
         log.warning("publishing the fallback key failed")
-        return False
-    return True  # nio marked the keys published and saved the account
+    return response  # on success nio marked the keys published and saved the account
