@@ -19,6 +19,7 @@ from test_discord_adapter import (
     World,
     custom_id_for,
     dm,
+    has_choices,
     make_adapter,
     press,
     reply_text,
@@ -90,10 +91,14 @@ async def set_up(world: World, guilds: list[tuple[Any, Any, Any]]) -> None:
         assert "Saved" in await reply_text(inter)
 
 
+async def tag_of(store: Store, user: Any) -> str:
+    return pseudonym(await store.pseudonym_secret(), PersonId("discord", str(user.id)))
+
+
 async def learned(store: Store, user: Any, count: int) -> list[CommunityId]:
     """The servers the store learned ``user`` is in, once there are ``count`` (bounded wait:
     the sighting is written by the interaction event, next to the command's own handling)."""
-    tag = pseudonym(await store.pseudonym_secret(), PersonId("discord", str(user.id)))
+    tag = await tag_of(store, user)
     deadline = time.monotonic() + 5.0
     for _ in range(500):
         found = await store.known_communities(tag, "discord")
@@ -170,3 +175,25 @@ async def test_small_deployments_still_ask_every_server(
         msg = await press(world, world.stranger, msg, "report")
         msg = await press(world, world.stranger, msg, "report.go")
         assert "couldn't find a server" in msg.content and "/safety report" not in msg.content
+
+
+async def test_forget_me_in_a_server_forgets_that_server_too(
+    world: World, engine: Engine, store: Store, settings: Settings
+) -> None:
+    fake = world.fake
+    ((guild, _, _),) = await add_servers(world, 1)
+    fake.add_member(guild, world.alice)
+    async with running(world, make_adapter(engine, store, settings)):
+        helped = await fake.slash(world.alice, "safety", guild=guild, subcommand="help")
+        assert await reply_text(helped)
+        assert await learned(store, world.alice, 1) == [CommunityId("discord", str(guild.id))]
+        # "Forget me", asked and confirmed in that very server (each step a sighting there).
+        asked = await fake.slash(world.alice, "safety", guild=guild, subcommand="forget-me")
+        msg = await asked.wait_followup(has_choices)
+        done = await fake.click(world.alice, msg, custom_id_for(msg, "forget.yes"))
+        await done.wait_followup(lambda m: "deleted" in m.content)
+        assert await store.known_communities(await tag_of(store, world.alice), "discord") == []
+        # Using SafeBot there again is a new sighting.
+        again = await fake.slash(world.alice, "safety", guild=guild, subcommand="help")
+        assert await reply_text(again)
+        assert await learned(store, world.alice, 1) == [CommunityId("discord", str(guild.id))]

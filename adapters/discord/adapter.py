@@ -118,7 +118,7 @@ class SafeBotClient(discord.AutoShardedClient):
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         if interaction.guild_id is not None:  # whoever interacts in a server is a member
-            await self.adapter.seen_in_guild(interaction.guild_id, interaction.user.id)
+            self.adapter.members.learn(interaction.guild_id, interaction.user.id, True)
 
 
 class ContentTranslator(app_commands.Translator):
@@ -162,8 +162,6 @@ class DiscordAdapter:
         self.bot = SafeBot(engine=engine, store=store, port=self, settings=settings)
         self.members = MembershipMemory(settings.discord.membership_minutes * 60.0)
         self._probes = asyncio.Semaphore(max(1, settings.discord.membership_checks_at_once))
-        # Sightings already written to the store in the last hour (one write, not one a click).
-        self._recorded = MembershipMemory(3600.0)
         self.client = SafeBotClient(self, **client_options)
         self._stop = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
@@ -225,6 +223,9 @@ class DiscordAdapter:
         """Acknowledge at once (well inside Discord's 3 s), then send the replies."""
         if not interaction.response.is_done():
             await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        if interaction.guild_id is not None:
+            # Before handling, never beside it: a "forget me" pressed here deletes this row too.
+            await self.seen_in_guild(interaction.guild_id, interaction.user.id)
         try:
             replies = await self._hinted(event.person, await self.bot.handle(event))
         except Exception:
@@ -258,19 +259,16 @@ class DiscordAdapter:
         return len(configs) > self.settings.discord.probe_all_up_to
 
     async def seen_in_guild(self, guild_id: int, user_id: int) -> None:
-        """The person used SafeBot in this server, so is a member: remember it here, and in
-        the store for every process (by pseudonym, for ``membership_days``)."""
+        """The person used SafeBot in this server (a command, the message menu, a button or a
+        form there), so is a member: remember it here, and in the store for every process (by
+        pseudonym, for ``membership_days``)."""
         self.members.learn(guild_id, user_id, True)
-        if self._recorded.recall(guild_id, user_id):
-            return
         try:
             tag = await self.bot.pseudonym(PersonId(PLATFORM, str(user_id)))
             community = CommunityId(PLATFORM, str(guild_id))
             await self.store.remember_membership(tag, community, self.bot.clock())
         except Exception:
             log.exception("remembering a membership failed")
-            return
-        self._recorded.learn(guild_id, user_id, True)
 
     async def _check_dms(self, interaction: discord.Interaction[Any]) -> None:
         """After a report made in a server: make sure status updates can reach the person."""
