@@ -482,6 +482,9 @@ class SafeBot:
         sessions = await self.store.purge_sessions(idle_cutoff, now)
         if sessions:
             log.info("purged %d idle conversations", sessions)
+        members = await self.store.purge_memberships(now - self.settings.membership_days * _DAY)
+        if members:
+            log.info("purged %d learned memberships", members)
         return count
 
     async def run_background(self, stop: asyncio.Event) -> None:

@@ -75,6 +75,9 @@ class DiscordSettings:
     token_file: str = ""  # read the token from this file instead (see safebot/ops/secrets.py)
     membership_minutes: float = 10.0  # how long a server's "member or not" answer is reused
     membership_checks_at_once: int = 8  # servers asked in parallel when offering servers
+    # Up to this many configured servers, offering servers asks each one. Above it, only the
+    # servers the person was seen using SafeBot in (membership_days) are asked.
+    probe_all_up_to: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,9 @@ class Settings:
     # Conversations (unfinished drafts included) not touched for this long are deleted by the
     # background purge. Longer than idle_timeout_minutes, after which they restart anyway.
     session_expiry_hours: float = 24.0
+    # The communities a person was seen using SafeBot in are remembered this long (keyed by
+    # pseudonym) so that a large deployment asks only about those (see [discord]).
+    membership_days: int = 30
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one JSON object per line
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
@@ -183,6 +189,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     if settings.retention_days < 1:
         problems.append("retention_days must be at least 1")
+    if settings.membership_days < 1:
+        problems.append("membership_days must be at least 1")
     if settings.idle_timeout_minutes <= 0:
         problems.append("idle_timeout_minutes must be positive")
     if settings.session_expiry_hours * 60.0 < settings.idle_timeout_minutes:

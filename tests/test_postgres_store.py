@@ -108,6 +108,7 @@ async def test_migrate_from_empty(conn: Any) -> None:
         "audit_log",
         "rate_hits",
         "deployment_secret",
+        "memberships",
     }
     assert await migrate(conn) == LATEST_VERSION  # a second run does nothing
     assert len(await versions(conn)) == LATEST_VERSION

@@ -734,3 +734,20 @@ async def test_idle_conversations_and_drafts_expire(bot: MemoryBot, clock: Clock
     await bot.say(lea, "hi")
     session = await bot.service.store.load_session(lea)
     assert session is not None and session.draft.details is None
+
+
+async def test_learned_memberships_expire_after_membership_days(
+    bot: MemoryBot, clock: Clock
+) -> None:
+    home = await bot.setup_community("g1", "Home")
+    zoe = bot.person("zoe")
+    store = bot.service.store
+    tag = await bot.service.pseudonym(zoe)
+    await store.remember_membership(tag, home.id, clock.now)
+    days = bot.service.settings.membership_days
+    clock.advance(days * 86400 - 60)
+    await bot.service.purge_expired()
+    assert await store.known_communities(tag, home.id.platform) == [home.id]
+    clock.advance(120)
+    await bot.service.purge_expired()
+    assert await store.known_communities(tag, home.id.platform) == []

@@ -31,6 +31,7 @@ from safebot.model import (
     Session,
     name_removal,
 )
+from safebot.pseudonym import pseudonym
 from safebot.store.base import Backlog, DuplicateReference, Store, VersionConflict
 from safebot.store.memory import MemoryStore
 from safebot.store.sqlite import SqliteStore
@@ -618,3 +619,44 @@ async def test_audit_log(store: Store) -> None:
 async def test_close_is_idempotent(store: Store) -> None:
     await store.close()
     await store.close()
+
+
+async def test_memberships_are_remembered_per_pseudonym_and_platform(store: Store) -> None:
+    secret = await store.pseudonym_secret()
+    alice, bob = pseudonym(secret, ALICE), pseudonym(secret, BOB)
+    other = CommunityId("discord", "100")
+    await store.remember_membership(alice, GUILD, 100.0)
+    await store.remember_membership(alice, other, 110.0)
+    await store.remember_membership(alice, ROOM, 120.0)
+    await store.remember_membership(alice, GUILD, 130.0)  # seen again: still one row
+    await store.remember_membership(bob, other, 100.0)
+    assert await store.known_communities(alice, "discord") == sorted(
+        [GUILD, other], key=lambda c: c.key
+    )
+    assert await store.known_communities(alice, "matrix") == [ROOM]
+    assert await store.known_communities(bob, "discord") == [other]
+    assert await store.known_communities("nobody", "discord") == []
+
+
+async def test_purge_memberships_keeps_recent_sightings(store: Store) -> None:
+    secret = await store.pseudonym_secret()
+    alice = pseudonym(secret, ALICE)
+    other = CommunityId("discord", "100")
+    await store.remember_membership(alice, GUILD, 100.0)
+    await store.remember_membership(alice, other, 100.0)
+    await store.remember_membership(alice, other, 200.0)  # seen later: kept longer
+    await store.remember_membership(alice, GUILD, 50.0)  # an older sighting changes nothing
+    assert await store.purge_memberships(150.0) == 1
+    assert await store.known_communities(alice, "discord") == [other]
+    assert await store.purge_memberships(150.0) == 0
+
+
+async def test_forget_person_deletes_learned_memberships(store: Store) -> None:
+    secret = await store.pseudonym_secret()
+    await store.remember_membership(pseudonym(secret, ALICE), GUILD, 100.0)
+    await store.remember_membership(pseudonym(secret, ALICE), ROOM, 100.0)
+    await store.remember_membership(pseudonym(secret, BOB), GUILD, 100.0)
+    await store.forget_person(ALICE, 130.0)
+    assert await store.known_communities(pseudonym(secret, ALICE), "discord") == []
+    assert await store.known_communities(pseudonym(secret, ALICE), "matrix") == []
+    assert await store.known_communities(pseudonym(secret, BOB), "discord") == [GUILD]

@@ -37,7 +37,7 @@ from adapters.discord.setup_checks import channel_warning, role_problem
 from safebot.content import Content
 from safebot.conversation import Engine
 from safebot.events import ChoiceSelected, CommandInvoked, Event, TextReceived
-from safebot.messages import Message
+from safebot.messages import Message, Span
 from safebot.model import AuditEntry, Community, CommunityConfig, CommunityId, PersonId
 from safebot.moderation import Alert, build_alert
 from safebot.ports import DeliveryError
@@ -50,6 +50,7 @@ __all__ = ["PLATFORM", "DiscordAdapter", "SafeBotClient"]
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
+NO_SERVER = "report.none"  # the flow's "no server to offer" screen
 TIMEOUT = datetime.timedelta(days=7)
 _MEMBER_REF = re.compile(r"<@!?(\d{15,20})>|^\s*(\d{15,20})\s*$")
 _INPUT_LIMITS = {"offender": 200, "details": 1500, "evidence": 1000}
@@ -191,7 +192,7 @@ class DiscordAdapter:
             person_of(message.author), message.content, attachments=len(message.attachments)
         )
         try:
-            replies = await self.bot.handle(event)
+            replies = await self._hinted(event.person, await self.bot.handle(event))
         except Exception:
             log.exception("handling a DM failed")
             replies = (Message(self.content.spans("en", "discord.error")),)
@@ -222,8 +223,11 @@ class DiscordAdapter:
         """Acknowledge at once (well inside Discord's 3 s), then send the replies."""
         if not interaction.response.is_done():
             await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        if interaction.guild_id is not None:
+            # Before handling, never beside it: a "forget me" pressed here deletes this row too.
+            await self.seen_in_guild(interaction.guild_id, interaction.user.id)
         try:
-            replies = await self.bot.handle(event)
+            replies = await self._hinted(event.person, await self.bot.handle(event))
         except Exception:
             log.exception("handling an interaction failed")
             replies = (Message(self.content.spans("en", "discord.error")),)
@@ -235,6 +239,36 @@ class DiscordAdapter:
         ):
             await self._check_dms(interaction)
         return replies
+
+    async def _hinted(self, person: PersonId, replies: tuple[Message, ...]) -> tuple[Message, ...]:
+        """The "no server" screen of a large deployment, which only asks about servers the
+        person was seen in: add how to report from inside the server instead."""
+        if not any(r.node == NO_SERVER for r in replies) or not await self._large():
+            return replies
+        session = await self.store.load_session(person)
+        locale = session.locale if session is not None else self.content.default_locale
+        hint = self.content.spans(locale, "discord.no_server")
+        return tuple(
+            replace(r, spans=(*r.spans, Span("\n\n"), *hint)) if r.node == NO_SERVER else r
+            for r in replies
+        )
+
+    async def _large(self) -> bool:
+        """More servers set up than ``probe_all_up_to``: offering asks only the known ones."""
+        configs = await self.store.list_communities(PLATFORM)
+        return len(configs) > self.settings.discord.probe_all_up_to
+
+    async def seen_in_guild(self, guild_id: int, user_id: int) -> None:
+        """The person used SafeBot in this server (a command, the message menu, a button or a
+        form there), so is a member: remember it here, and in the store for every process (by
+        pseudonym, for ``membership_days``)."""
+        self.members.learn(guild_id, user_id, True)
+        try:
+            tag = await self.bot.pseudonym(PersonId(PLATFORM, str(user_id)))
+            community = CommunityId(PLATFORM, str(guild_id))
+            await self.store.remember_membership(tag, community, self.bot.clock())
+        except Exception:
+            log.exception("remembering a membership failed")
 
     async def _check_dms(self, interaction: discord.Interaction[Any]) -> None:
         """After a report made in a server: make sure status updates can reach the person."""
@@ -642,9 +676,22 @@ class DiscordAdapter:
         """Servers with moderators set up where the person is a member, for offering them.
         Over REST, not this process's cache: with several processes, a DM arrives on shard 0
         while the person's server may live on another process's shard. Answers learned in the
-        last few minutes are reused (membership.py); the rest are asked in parallel."""
+        last few minutes are reused (membership.py); the rest are asked in parallel.
+
+        Up to ``probe_all_up_to`` servers set up, each is asked. Above, only the servers the
+        person was seen using SafeBot in (any process, see seen_in_guild) or recently found a
+        member of: the cost follows the person's servers, not the deployment's."""
         user_id = int(person.id)
         configs = await self.store.list_communities(PLATFORM)
+        if len(configs) > self.settings.discord.probe_all_up_to:
+            tag = await self.bot.pseudonym(person)
+            seen = {c.key for c in await self.store.known_communities(tag, PLATFORM)}
+            configs = [
+                c
+                for c in configs
+                if c.community.key in seen
+                or self.members.recall(int(c.community.id), user_id) is True
+            ]
 
         async def member(config: CommunityConfig) -> bool:
             guild_id = int(config.community.id)

@@ -68,8 +68,9 @@ class Store(Protocol):
     async def forget_person(self, person: PersonId, now: float) -> int:
         """In one transaction: delete the session, set reporter to None on the person's
         reports (their ``reporter_tag`` stays), drop pending status items for them, and queue
-        ``name_removal`` for each of those reports that showed the person's name. Returns how
-        many reports were unlinked."""
+        ``name_removal`` for each of those reports that showed the person's name, and delete
+        the communities learned for the person (``remember_membership``). Returns how many
+        reports were unlinked."""
         ...
 
     async def purge_reports(self, created_before: float) -> int:
@@ -116,6 +117,19 @@ class Store(Protocol):
         """Count one hit for ``key`` in the fixed window of ``window`` seconds holding ``now``
         and return the window's count so far (this hit included). Windows that ended are
         dropped along the way."""
+        ...
+
+    # --- memberships learned from use (shared by every process) ---------------------------
+    async def remember_membership(self, tag: str, community: CommunityId, now: float) -> None:
+        """The person with pseudonym ``tag`` used SafeBot inside ``community`` at ``now``."""
+        ...
+
+    async def known_communities(self, tag: str, platform: str) -> list[CommunityId]:
+        """Communities on ``platform`` where the person was seen (not yet purged), sorted."""
+        ...
+
+    async def purge_memberships(self, seen_before: float) -> int:
+        """Delete memberships last seen before the cutoff. Returns how many went."""
         ...
 
     # --- community settings --------------------------------------------------------------

@@ -20,7 +20,7 @@ from safebot.model import (
     Session,
     name_removal,
 )
-from safebot.pseudonym import new_secret
+from safebot.pseudonym import new_secret, pseudonym
 from safebot.store.base import Backlog, DuplicateReference, Store, VersionConflict
 
 __all__ = ["MemoryStore"]
@@ -37,6 +37,7 @@ class MemoryStore:
         self._audit: list[AuditEntry] = []
         self._hits: dict[tuple[str, float], tuple[int, float]] = {}  # -> (count, ends at)
         self._secret: str | None = None
+        self._members: dict[tuple[str, str], float] = {}  # (tag, community key) -> seen at
 
     # --- sessions -------------------------------------------------------------------------
     async def load_session(self, person: PersonId) -> Session | None:
@@ -86,6 +87,10 @@ class MemoryStore:
 
     async def forget_person(self, person: PersonId, now: float) -> int:
         self._sessions.pop(person.key, None)
+        if self._secret is not None:  # without a secret, nothing was remembered by pseudonym
+            tag = pseudonym(self._secret, person)
+            for key in [k for k in self._members if k[0] == tag]:
+                del self._members[key]
         mine = [r for r in self._reports.values() if r.reporter == person]
         references = {r.reference for r in mine}
         for report in mine:
@@ -191,6 +196,21 @@ class MemoryStore:
     def _sweep_hits(self, now: float) -> None:
         for ended in [k for k, (_, ends) in self._hits.items() if ends <= now]:
             del self._hits[ended]
+
+    # --- memberships learned from use ------------------------------------------------------
+    async def remember_membership(self, tag: str, community: CommunityId, now: float) -> None:
+        key = (tag, community.key)
+        self._members[key] = max(now, self._members.get(key, now))
+
+    async def known_communities(self, tag: str, platform: str) -> list[CommunityId]:
+        found = [CommunityId.parse(c) for t, c in self._members if t == tag]
+        return sorted((c for c in found if c.platform == platform), key=lambda c: c.key)
+
+    async def purge_memberships(self, seen_before: float) -> int:
+        old = [key for key, seen in self._members.items() if seen < seen_before]
+        for key in old:
+            del self._members[key]
+        return len(old)
 
     # --- community settings ---------------------------------------------------------------
     async def get_community(self, community: CommunityId) -> CommunityConfig | None:

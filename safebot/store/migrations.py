@@ -130,12 +130,27 @@ _V5 = """
 ALTER TABLE communities ADD COLUMN region TEXT NOT NULL DEFAULT '';
 """
 
+_V6 = """
+-- Servers where a person was seen using SafeBot (a command or button there shows they are a
+-- member): the only servers asked about when offering servers in a large deployment. Keyed by
+-- the person's pseudonym; rows go after membership_days, and with "forget me".
+CREATE TABLE memberships (
+    tag        TEXT NOT NULL,   -- the person's pseudonym
+    platform   TEXT NOT NULL,
+    community  TEXT NOT NULL,   -- CommunityId.key
+    seen_at    REAL NOT NULL,
+    PRIMARY KEY (tag, community)
+);
+CREATE INDEX memberships_by_seen ON memberships (seen_at);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, reports and outbox", _V1),
     Migration(2, "community settings and audit log", _V2),
     Migration(3, "rate limit counters shared by processes", _V3),
     Migration(4, "reporter pseudonyms that outlive forget-me; session expiry index", _V4),
     Migration(5, "community region", _V5),
+    Migration(6, "memberships learned from guild interactions", _V6),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -133,7 +133,18 @@ _V5 = """
 ALTER TABLE communities ADD COLUMN region TEXT NOT NULL DEFAULT '';
 """
 
-_SCRIPTS = (_V1, _V2, _V3, _V4, _V5)
+_V6 = """
+CREATE TABLE memberships (
+    tag        TEXT COLLATE "C" NOT NULL,
+    platform   TEXT COLLATE "C" NOT NULL,
+    community  TEXT COLLATE "C" NOT NULL,
+    seen_at    DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (tag, community)
+);
+CREATE INDEX memberships_by_seen ON memberships (seen_at);
+"""
+
+_SCRIPTS = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
     Migration(m.version, m.description, script)

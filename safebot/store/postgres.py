@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -45,6 +46,7 @@ from safebot.model import (
 )
 from safebot.pseudonym import (
     new_secret,
+    pseudonym,
     pseudonymize_blocked,
     pseudonymize_counter,
     pseudonymize_key,
@@ -350,8 +352,11 @@ class PostgresStore:
         return [codec.report(r) for r in rows]
 
     async def forget_person(self, person: PersonId, now: float) -> int:
+        # (a platform id may hold lone surrogates: their pseudonym is that of the stored text)
+        tag = pseudonym(await self.pseudonym_secret(), replace(person, id=valid_utf8(person.id)))
         async with self._transaction() as conn:
             await conn.execute("DELETE FROM sessions WHERE person = $1", person.key)
+            await conn.execute("DELETE FROM memberships WHERE tag = $1", tag)
             await conn.execute(
                 "DELETE FROM outbox WHERE kind = $1 AND delivered_at IS NULL AND reference IN "
                 "(SELECT reference FROM reports WHERE reporter = $2)",
@@ -484,6 +489,32 @@ class PostgresStore:
                 float(start + window),
             )
         return int(rows[0][0])
+
+    # --- memberships learned from use ------------------------------------------------------
+    async def remember_membership(self, tag: str, community: CommunityId, now: float) -> None:
+        await self._write(
+            "INSERT INTO memberships (tag, platform, community, seen_at) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (tag, community) DO UPDATE SET "
+            "seen_at = GREATEST(memberships.seen_at, excluded.seen_at)",
+            tag,
+            community.platform,
+            community.key,
+            float(now),
+        )
+
+    async def known_communities(self, tag: str, platform: str) -> list[CommunityId]:
+        rows = await self._fetch(
+            "SELECT community FROM memberships WHERE tag = $1 AND platform = $2 ORDER BY community",
+            tag,
+            platform,
+        )
+        return [CommunityId.parse(r["community"]) for r in rows]
+
+    async def purge_memberships(self, seen_before: float) -> int:
+        async with self._transaction() as conn:
+            return await conn.execute(
+                "DELETE FROM memberships WHERE seen_at < $1", float(seen_before)
+            )
 
     # --- community settings ---------------------------------------------------------------
     async def get_community(self, community: CommunityId) -> CommunityConfig | None:

@@ -39,6 +39,7 @@ from safebot.model import (
 )
 from safebot.pseudonym import (
     new_secret,
+    pseudonym,
     pseudonymize_blocked,
     pseudonymize_counter,
     pseudonymize_key,
@@ -328,8 +329,11 @@ class SqliteStore:
         return [codec.report(r) for r in rows]
 
     async def forget_person(self, person: PersonId, now: float) -> int:
+        # (a platform id may hold lone surrogates: their pseudonym is that of the stored text)
+        tag = pseudonym(await self.pseudonym_secret(), replace(person, id=valid_utf8(person.id)))
         async with self._transaction(durable=True, scrub_wal=True) as conn:
             await conn.execute("DELETE FROM sessions WHERE person = ?", (person.key,))
+            await conn.execute("DELETE FROM memberships WHERE tag = ?", (tag,))
             await conn.execute(
                 "DELETE FROM outbox WHERE kind = ? AND delivered_at IS NULL AND reference IN "
                 "(SELECT reference FROM reports WHERE reporter = ?)",
@@ -455,6 +459,27 @@ class SqliteStore:
             (key, start, start + window),
         )
         return int(rows[0][0])
+
+    # --- memberships learned from use ------------------------------------------------------
+    async def remember_membership(self, tag: str, community: CommunityId, now: float) -> None:
+        await self._write(
+            "INSERT INTO memberships (tag, platform, community, seen_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (tag, community) DO UPDATE SET "
+            "seen_at = MAX(memberships.seen_at, excluded.seen_at)",
+            (tag, community.platform, community.key, now),
+        )
+
+    async def known_communities(self, tag: str, platform: str) -> list[CommunityId]:
+        rows = await self._fetch(
+            "SELECT community FROM memberships WHERE tag = ? AND platform = ? ORDER BY community",
+            (tag, platform),
+        )
+        return [CommunityId.parse(r["community"]) for r in rows]
+
+    async def purge_memberships(self, seen_before: float) -> int:
+        async with self._transaction(scrub_wal=True) as conn:
+            cursor = await conn.execute("DELETE FROM memberships WHERE seen_at < ?", (seen_before,))
+            return cursor.rowcount
 
     # --- community settings ---------------------------------------------------------------
     async def get_community(self, community: CommunityId) -> CommunityConfig | None:
