@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import secrets
 
-from safebot.model import PersonId
+from safebot.model import PersonId, valid_utf8
 
 __all__ = [
     "PREFIX",
@@ -35,7 +35,7 @@ def new_secret() -> str:
 
 
 def pseudonym(secret: str, person: PersonId) -> str:
-    digest = hmac.new(bytes.fromhex(secret), person.key.encode("utf-8"), hashlib.sha256)
+    digest = hmac.new(bytes.fromhex(secret), valid_utf8(person.key).encode("utf-8"), hashlib.sha256)
     return PREFIX + digest.hexdigest()
 
 

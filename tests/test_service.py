@@ -751,3 +751,13 @@ async def test_learned_memberships_expire_after_membership_days(
     clock.advance(120)
     await bot.service.purge_expired()
     assert await store.known_communities(tag, home.id.platform) == []
+
+
+def test_a_pseudonym_is_made_for_an_id_with_a_lone_surrogate() -> None:
+    """Ids from platforms can carry lone UTF-16 surrogates (the stores keep them as U+FFFD):
+    the person still gets a pseudonym, the same one the stored id gives."""
+    from safebot.pseudonym import new_secret, pseudonym
+
+    secret = new_secret()
+    odd, stored = PersonId("matrix", "@a\ud800:x"), PersonId("matrix", "@a\ufffd:x")
+    assert pseudonym(secret, odd) == pseudonym(secret, stored)
