@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -95,6 +96,18 @@ class KeyWatch:
         while not stop.is_set():
             await self.count()
             await asyncio.sleep(0.2)
+
+
+def cpu_seconds(server: SynapseServer) -> tuple[float, float, float]:
+    """(wall clock, CPU s of this process: bot + people, CPU s of Synapse)."""
+    synapse = float("nan")
+    if server.proc is not None:
+        try:
+            fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            synapse = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass
+    return time.perf_counter(), time.process_time(), synapse
 
 
 async def new_person(
@@ -188,6 +201,16 @@ async def bench(server: SynapseServer, tmp: Path, args: argparse.Namespace) -> i
                 return await handle(*a, **kw)
 
             adapter.bot.handle = timed_handle  # type: ignore[method-assign]
+            # When each of the bot's messages was accepted by the server (encrypted and sent).
+            replied: list[float] = []
+            send = adapter._send
+
+            async def timed_send(*a: Any, **kw: Any) -> str:
+                event_id = await send(*a, **kw)
+                replied.append(time.perf_counter())
+                return event_id
+
+            adapter._send = timed_send  # type: ignore[method-assign]
 
             gate = asyncio.Semaphore(SETUP_PARALLEL)
             people = list(
@@ -210,6 +233,7 @@ async def bench(server: SynapseServer, tmp: Path, args: argparse.Namespace) -> i
             writers = [
                 asyncio.create_task(open_and_write(p, bot_user.user_id, start)) for p in people
             ]
+            cpu_mark = cpu_seconds(server)
             burst_started = time.perf_counter()
             start.set()
             deadline = burst_started + args.wait
@@ -222,6 +246,7 @@ async def bench(server: SynapseServer, tmp: Path, args: argparse.Namespace) -> i
                 if all(w.done() for w in writers) and all(p.error for p in waiting):
                     break  # the rest failed to send: nothing more will come
                 await asyncio.sleep(0.1)
+            wall, ours, syn = (b - a for a, b in zip(cpu_mark, cpu_seconds(server), strict=True))
             for task in writers:
                 task.cancel()
             await asyncio.gather(*writers, return_exceptions=True)
@@ -258,9 +283,15 @@ async def bench(server: SynapseServer, tmp: Path, args: argparse.Namespace) -> i
             print("  " + spread("burst start -> answer", [p.answered - burst_started for p in got]))
             reached = [t - burst_started for t in handled if t >= burst_started]
             print("  " + spread(f"burst start -> SafeBot.handle ({len(reached)} calls)", reached))
+            out = [t - burst_started for t in replied if t >= burst_started]
+            print("  " + spread(f"burst start -> bot message sent ({len(out)} sent)", out))
             if got:
                 last = max(p.answered for p in got) - burst_started
                 print(f"  everyone who got an answer had it {last:.2f} s after the burst began")
+            print(
+                f"  CPU busy during the burst: this process (bot + {len(people)} people) "
+                f"{100 * ours / wall:.0f}%, Synapse {100 * syn / wall:.0f}% of one core"
+            )
             print(
                 f"  bot device one-time keys on the server: before {before}, lowest during "
                 f"{min(during) if during else 'n/a'}, after {after}"
