@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import os
 import statistics
@@ -39,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from nio import MatrixRoom, MegolmEvent  # noqa: E402
+from nio import MatrixRoom, MegolmEvent, SyncResponse  # noqa: E402
 from synapse import (  # noqa: E402
     ClientRunner,
     MatrixHarness,
@@ -190,6 +191,18 @@ async def bench(server: SynapseServer, tmp: Path, args: argparse.Namespace) -> i
                 await on_megolm(room, event)
 
             adapter._on_megolm = counting  # type: ignore[method-assign]
+            # When each of the bot's syncs came back (before its callback ran) and ended.
+            syncs: list[tuple[float, float]] = []
+            on_sync = adapter._on_sync
+
+            async def timed_sync(response: SyncResponse) -> None:
+                began = time.perf_counter()
+                try:
+                    await on_sync(response)
+                finally:
+                    syncs.append((began, time.perf_counter()))
+
+            adapter._on_sync = timed_sync  # type: ignore[method-assign]
             await adapter.start()
             await asyncio.wait_for(adapter.synced.wait(), STEP_TIMEOUT)
             # When each message got through sync, decryption and the inbox to SafeBot itself.
@@ -283,6 +296,16 @@ async def bench(server: SynapseServer, tmp: Path, args: argparse.Namespace) -> i
             print("  " + spread("burst start -> answer", [p.answered - burst_started for p in got]))
             reached = [t - burst_started for t in handled if t >= burst_started]
             print("  " + spread(f"burst start -> SafeBot.handle ({len(reached)} calls)", reached))
+            ours_syncs = [(a - burst_started, b - a) for a, b in syncs if b >= burst_started]
+            if ours_syncs:
+                times = [0.0] + [a for a, _ in ours_syncs]
+                gap = max(b - a for a, b in itertools.pairwise(times))
+                print(
+                    f"  bot syncs during the burst: {len(ours_syncs)}, back at "
+                    + ", ".join(f"{a:.1f}" for a, _ in ours_syncs[:12])
+                    + f" s; longest gap {gap:.1f} s; longest sync callback "
+                    f"{max(d for _, d in ours_syncs):.2f} s"
+                )
             out = [t - burst_started for t in replied if t >= burst_started]
             print("  " + spread(f"burst start -> bot message sent ({len(out)} sent)", out))
             if got:
