@@ -8,6 +8,7 @@ vs booleans) and stays in the store.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from safebot.model import (
@@ -20,8 +21,17 @@ from safebot.model import (
     Report,
     ReportStatus,
 )
+from safebot.pseudonym import pseudonymize_blocked, pseudonymize_counter
 
-__all__ = ["audit_entry", "community", "dumps", "key", "outbox_item", "report"]
+__all__ = [
+    "audit_entry",
+    "community",
+    "dumps",
+    "key",
+    "outbox_item",
+    "plain_keys_left",
+    "report",
+]
 
 Row = Any  # sqlite3.Row or asyncpg.Record: both index by column name
 
@@ -95,3 +105,19 @@ def audit_entry(row: Row) -> AuditEntry:
         reference=row["reference"],
         community=CommunityId.parse(community) if community is not None else None,
     )
+
+
+async def plain_keys_left(fetch: Callable[[str], Awaitable[Sequence[Row]]], secret: str) -> bool:
+    """Whether a plain person key from before pseudonyms is still stored anywhere (a report
+    without its reporter's pseudonym, a block list entry, a rate counter), so the store
+    converts them at open, and otherwise writes nothing there."""
+    if await fetch(
+        "SELECT 1 FROM reports WHERE reporter IS NOT NULL AND reporter_tag IS NULL LIMIT 1"
+    ):
+        return True
+    for row in await fetch("SELECT blocked FROM communities"):
+        blocked = tuple(json.loads(row["blocked"]))
+        if pseudonymize_blocked(secret, blocked) != blocked:
+            return True
+    keys = await fetch("SELECT key FROM rate_hits")
+    return any(pseudonymize_counter(secret, r["key"]) != r["key"] for r in keys)

@@ -204,7 +204,7 @@ class PostgresStore:
         counters) become pseudonyms. Finds nothing to do on every later start; two processes
         starting at once wait for each other on the row locks and the second changes nothing."""
         secret = await self.pseudonym_secret()
-        if not await self._plain_keys_left(secret):
+        if not await codec.plain_keys_left(self._fetch, secret):
             return  # the usual case: read-only, no row locks on every start
         async with self._transaction() as conn:
             reporters = await conn.fetch(
@@ -245,18 +245,6 @@ class PostgresStore:
                     row["ends_at"],
                     row["count"],
                 )
-
-    async def _plain_keys_left(self, secret: str) -> bool:
-        if await self._fetch(
-            "SELECT 1 FROM reports WHERE reporter IS NOT NULL AND reporter_tag IS NULL LIMIT 1"
-        ):
-            return True
-        for row in await self._fetch("SELECT blocked FROM communities"):
-            blocked = tuple(json.loads(row["blocked"]))
-            if pseudonymize_blocked(secret, blocked) != blocked:
-                return True
-        keys = await self._fetch("SELECT key FROM rate_hits")
-        return any(pseudonymize_counter(secret, r["key"]) != r["key"] for r in keys)
 
     # --- plumbing -------------------------------------------------------------------------
     @contextlib.asynccontextmanager

@@ -160,7 +160,7 @@ class SqliteStore:
         counters) become pseudonyms, and the plain ids are overwritten. Finds nothing to do
         on every later start."""
         secret = await self.pseudonym_secret()
-        if not await self._plain_keys_left(secret):
+        if not await codec.plain_keys_left(self._fetch, secret):
             return  # the usual case: a read-only check, no write on every start
         async with self._transaction(durable=True, scrub_wal=True) as conn:
             reporters = await conn.execute_fetchall(
@@ -194,18 +194,6 @@ class SqliteStore:
                     "ON CONFLICT (key, starts_at) DO UPDATE SET count = count + excluded.count",
                     (tagged_key, row["starts_at"], row["ends_at"], row["count"]),
                 )
-
-    async def _plain_keys_left(self, secret: str) -> bool:
-        if await self._fetch(
-            "SELECT 1 FROM reports WHERE reporter IS NOT NULL AND reporter_tag IS NULL LIMIT 1"
-        ):
-            return True
-        for row in await self._fetch("SELECT blocked FROM communities"):
-            blocked = tuple(json.loads(row["blocked"]))
-            if pseudonymize_blocked(secret, blocked) != blocked:
-                return True
-        keys = await self._fetch("SELECT key FROM rate_hits")
-        return any(pseudonymize_counter(secret, r["key"]) != r["key"] for r in keys)
 
     # --- plumbing -------------------------------------------------------------------------
     def _connection(self) -> _Connection:
