@@ -94,6 +94,11 @@ def new_group_session(runner: ClientRunner, room: str) -> None:
     runner.client.olm.outbound_group_sessions.pop(room, None)
 
 
+# Two of a test client's syncs: with nothing happening each is a 10 s long poll, so two can
+# take over 20 s (TIMEOUT) on their own.
+SYNCS_2 = 2 * 10.0 + TIMEOUT
+
+
 class PasswordBot(Bot):
     """A bot configured with its password only (it logs in, and can log in again)."""
 
@@ -179,7 +184,7 @@ async def test_signed_out_while_running_logs_in_again_with_the_password(
         await asyncio.sleep(0.1)
     assert adapter.client is not None and adapter.client.device_id != first_device
     new_group_session(alice, dm)
-    await alice.wait_for_sync(2, timeout=TIMEOUT)  # its client learnt the new device
+    await alice.wait_for_sync(2, timeout=SYNCS_2)  # its client learnt the new device
     await say(alice, dm, bot, "how do I block them", "Where is this person contacting you")
     assert not adapter.stopped.is_set()
     # Signed out again while it is down: the restart logs in once more, and answers.
@@ -192,7 +197,7 @@ async def test_signed_out_while_running_logs_in_again_with_the_password(
         second_device,
     )
     new_group_session(alice, dm)
-    await alice.wait_for_sync(2, timeout=TIMEOUT)  # its client learnt the new device
+    await alice.wait_for_sync(2, timeout=SYNCS_2)  # its client learnt the new device
     await say(alice, dm, bot, "1", "computer or a phone")
     crypto = sorted(p.name for p in (bot.data_dir / "crypto").glob("*.db"))
     assert crypto == [f"{bot.user.user_id}_{adapter.client.device_id}.db"]  # dead keys gone
