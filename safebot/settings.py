@@ -7,7 +7,6 @@ are never read from this file: it names the environment variable or the file tha
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -125,10 +124,6 @@ class Settings:
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     matrix: MatrixSettings = field(default_factory=MatrixSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
-
-    def secret(self, env_name: str, environ: Mapping[str, str] | None = None) -> str | None:
-        value = (environ if environ is not None else os.environ).get(env_name, "").strip()
-        return value or None
 
 
 _SECTIONS: dict[str, type[Any]] = {
