@@ -33,6 +33,7 @@ def test_bundled_content_is_valid(content: Content, flow: Flow) -> None:
 
 def test_every_region_required_by_the_product(content: Content) -> None:
     required = {"US", "UK", "CA", "AU", "NL", "DE", "FR", "ES", "BR", "IN", "INTL"}
+    required |= {"MX", "AR", "CL", "CO", "PE"}  # the Latin American countries es serves
     assert required <= set(content.regions)
     for region in content.regions.values():
         assert region.of_kind("crisis"), region.id
@@ -185,3 +186,12 @@ def test_forget_me_says_what_it_cannot_delete(content: Content) -> None:
         text = content.text(locale, "forget.explain")
         for phrase in words:
             assert phrase in text, (locale, phrase)
+
+
+def test_spanish_crisis_screen_without_a_region_names_latin_american_lines(
+    content: Content,
+) -> None:
+    regions = {region for region, _ in content.no_region["es"]}
+    assert {"MX", "AR", "CO", "ES", "US"} <= regions
+    for hint, region in {"es-AR": "AR", "es-CO": "CO", "es-CL": "CL", "es-PE": "PE"}.items():
+        assert content.region_for_hint(hint) == region
