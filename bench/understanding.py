@@ -1,8 +1,8 @@
 """Understanding benchmark: how well SafeBot's first reply fits a teenager's first message.
 
 Reads the hand-written, labelled set in tests/data/ (English, Spanish and Spanglish; the
-main set is understanding.toml and understanding_seen.toml, the held-out part is
-understanding_heldout.toml), sends each message as the first message of a new
+main set is understanding.toml and understanding_seen*.toml, the held-out part, when there is
+one, understanding_heldout.toml), sends each message as the first message of a new
 conversation, and prints: recall per label and language, the language of the reply, the
 crisis and sextortion figures against their targets, and every crisis message that did not
 get crisis help first.
@@ -108,6 +108,10 @@ def main() -> int:
     args = parser.parse_args()
     engine = build_engine(Settings())
     paths = HELD_OUT if args.held_out else MAIN
+    if not paths:
+        print("No held-out part: every one written so far has been looked at and joined the")
+        print("main set. Write tests/data/understanding_heldout.toml before the next round.")
+        return 0
     samples = load(paths)
     print(f"{len(samples)} messages from {', '.join(path.name for path in paths)}\n")
     return 0 if report([score(engine, s) for s in samples], args.misses) else 1

@@ -12,6 +12,10 @@ the one whose rules cover the longest stretch of the message (a Spanish sentence
 to contain the English-pattern word "admins" is Spanish); if that is still a tie, the
 caller's current locale (``prefer``), else the first locale the recogniser was built with.
 
+A second stage (:mod:`safebot.concepts`) reads the same files' ``[concepts]`` table, word
+classes, and ``content/combinations.toml``, the classes that together mean an intent; its
+matches count like a pattern match of that intent, in the locales whose words it used.
+
 The same files' ``[markers]`` table lists everyday words of each language; the locale whose
 marker words (distinct, times the table's ``weight``) a message holds most is
 ``Recognition.language``, which the engine uses to answer in the person's language.
@@ -32,6 +36,8 @@ from dataclasses import dataclass, replace
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
+
+from safebot.concepts import Combination, Concepts, load_combinations
 
 __all__ = ["INTENTS", "Recogniser", "Recognition", "normalize"]
 
@@ -70,6 +76,11 @@ FUZZY_MIN_LEN = 6
 _ALLOWED_KEYS = frozenset({"patterns", "keywords"})
 _MARKERS = "markers"
 """The table in intents.toml that lists a language's marker words (not an intent)."""
+_CONCEPTS = "concepts"
+"""The table in intents.toml that sorts words into concepts (see safebot/concepts.py)."""
+_NOT_INTENTS = frozenset({_MARKERS, _CONCEPTS})
+COMBINATIONS = "combinations.toml"
+"""The shared file, next to the locale folders, of concept combinations that mean an intent."""
 
 # --- normalization ------------------------------------------------------------------------
 
@@ -580,6 +591,7 @@ class Recogniser:
     __slots__ = (
         "_by_prefix",
         "_by_word",
+        "_concepts",
         "_exact",
         "_fuzzy",
         "_fuzzy_max",
@@ -598,6 +610,7 @@ class Recogniser:
         fuzzy: Mapping[str, tuple[tuple[str, int, int], ...]],
         markers: Mapping[str, int] | None = None,
         weights: Sequence[float] = (),
+        concepts: Concepts | None = None,
     ) -> None:
         self._locales = tuple(locales)
         self._by_word = dict(by_word)  # first word -> patterns that can start with it
@@ -608,6 +621,7 @@ class Recogniser:
         self._memo: dict[str, _WordInfo] = {}  # rule word -> _word_info(word), bounded
         self._markers = dict(markers or {})  # marker word -> the one locale index it shows
         self._weights = tuple(weights) or (1.0,) * len(self._locales)
+        self._concepts = concepts
 
     @classmethod
     def from_dir(cls, content_dir: Traversable | Path, locales: Sequence[str]) -> Recogniser:
@@ -619,14 +633,21 @@ class Recogniser:
                 tables[locale] = tomllib.loads(data.decode("utf-8"))
             except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
                 raise ValueError(f"{locale}/intents.toml: {exc}") from exc
-        return cls.from_tables(tables)
+        path = content_dir.joinpath(COMBINATIONS)
+        combinations = load_combinations(path) if path.is_file() else ()
+        return cls.from_tables(tables, combinations)
 
     @classmethod
-    def from_tables(cls, tables: Mapping[str, Mapping[str, Any]]) -> Recogniser:
+    def from_tables(
+        cls,
+        tables: Mapping[str, Mapping[str, Any]],
+        combinations: Sequence[Combination] = (),
+    ) -> Recogniser:
         """Build from parsed tables: ``{locale: {intent: {"patterns": [...], "keywords":
         [...]}}}``. Locale order matters for ties. Raises ValueError on anything malformed:
         an unknown intent or key, a pattern that does not compile or could never match
-        normalized text, a keyword that is not one word."""
+        normalized text, a keyword that is not one word, a concept combination naming an
+        unknown intent or concept."""
         locales: list[_Locale] = []
         by_word: dict[str, list[_Entry]] = {}
         by_prefix: dict[str, list[_Entry]] = {}
@@ -634,13 +655,15 @@ class Recogniser:
         fuzzy: dict[str, list[tuple[str, int, int]]] = {}
         marker_sets: list[frozenset[str]] = []
         weights: list[float] = []
+        concept_tables: list[Mapping[str, Any]] = []
         for index, (locale, table) in enumerate(tables.items()):
             if not isinstance(table, Mapping):
                 raise ValueError(f"{locale}: expected a table of intents")
             words, weight = _check_markers(locale, table.get(_MARKERS, {}))
             marker_sets.append(words)
             weights.append(weight)
-            table = {key: value for key, value in table.items() if key != _MARKERS}
+            concept_tables.append(table.get(_CONCEPTS, {}))
+            table = {key: value for key, value in table.items() if key not in _NOT_INTENTS}
             unknown = sorted(set(table) - set(INTENTS))
             if unknown:
                 raise ValueError(f"{locale}: unknown intents {unknown}; known: {list(INTENTS)}")
@@ -691,6 +714,7 @@ class Recogniser:
             {variant: tuple(dict.fromkeys(hits)) for variant, hits in fuzzy.items()},
             _unique_markers(marker_sets),
             weights,
+            _concepts(concept_tables, combinations),
         )
 
     @property
@@ -709,6 +733,7 @@ class Recogniser:
         head = normalized[:MAX_CHARS]
         language = self._language(head)
         ranks = self._ranks(head)
+        self._add_concepts(head, ranks)
         best = min(ranks)
         if best != _CRISIS and len(normalized) > MAX_CHARS:
             # Long text: look for crisis language past the first MAX_CHARS too.
@@ -725,6 +750,21 @@ class Recogniser:
             most = max(evidence)
             tied = [i for i, size in zip(tied, evidence, strict=True) if size == most]
         return self._result(best, tied, prefer, language)
+
+    def _add_concepts(self, text: str, ranks: list[int]) -> None:
+        """Lower ``ranks`` (in place) by what concept combinations find in ``text``."""
+        if self._concepts is None:
+            return
+        for match in self._concepts.matches(text):
+            rank = _RANK[match.intent]
+            for index in match.locales:
+                ranks[index] = min(ranks[index], rank)
+
+    def explain(self, text: str) -> list[str]:
+        """Which concept combinations match ``text`` and why (for people tuning the rules)."""
+        if self._concepts is None or not isinstance(text, str):
+            return []
+        return self._concepts.explain(normalize(text[:_RAW_MAX_CHARS])[:MAX_CHARS])
 
     def _language(self, text: str) -> tuple[str | None, int]:
         """The locale whose marker words (weighted) the text holds most, and how many distinct
@@ -806,11 +846,16 @@ class Recogniser:
         )
 
     def _crisis_locales(self, text: str) -> list[int]:
-        """Locales whose crisis rules match anywhere in ``text``."""
-        found: list[int] = []
+        """Locales whose crisis rules or crisis concept combinations match anywhere in
+        ``text``."""
+        ranks = [len(INTENTS)] * len(self._locales)
+        self._add_concepts(text, ranks)
+        found = [index for index, rank in enumerate(ranks) if rank == _CRISIS]
         words = set(_WORD_RE.findall(text))
         for index, locale in enumerate(self._locales):
             pattern = locale.patterns[_CRISIS]
+            if index in found:
+                continue
             if (pattern is not None and pattern.search(text) is not None) or any(
                 self._keyword_hit(word, index, _CRISIS) for word in words
             ):
@@ -846,6 +891,20 @@ class Recogniser:
             language=language[0],
             language_words=language[1],
         )
+
+
+def _concepts(
+    tables: Sequence[Mapping[str, Any]], combinations: Sequence[Combination]
+) -> Concepts | None:
+    if not combinations and not any(tables):
+        return None
+    for combination in combinations:
+        if combination.intent not in _RANK:
+            raise ValueError(f"combination {combination.why!r}: unknown intent")
+    for table in tables:
+        if not isinstance(table, Mapping):
+            raise ValueError("concepts: expected a table of word lists")
+    return Concepts(tables, combinations, normalize)
 
 
 def _check_markers(locale: str, spec: object) -> tuple[frozenset[str], float]:

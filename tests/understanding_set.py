@@ -19,11 +19,20 @@ from safebot.model import PersonId
 DATA = Path(__file__).resolve().parent / "data"
 MAIN = tuple(
     DATA / name
-    for name in ("understanding.toml", "understanding_seen.toml", "understanding_seen2.toml")
+    for name in (
+        "understanding.toml",
+        "understanding_seen.toml",
+        "understanding_seen2.toml",
+        "understanding_seen3.toml",
+        "understanding_seen4.toml",
+        "understanding_seen5.toml",
+    )
 )
 """The set the rules are tuned on: the main set and the earlier held-out parts, once seen."""
-HELD_OUT = (DATA / "understanding_heldout.toml",)
-"""Never used for tuning: run at the end to check for overfitting."""
+HELD_OUT = tuple(path for path in (DATA / "understanding_heldout.toml",) if path.exists())
+"""Never used for tuning: run at the end to check for overfitting. Absent between rounds: each
+part joins the main set once it has been looked at, and the next one is written before the
+next round of rules."""
 
 SEXTORTION = frozenset({"threat", "money", "more_images"})
 """Labels for a sextortion disclosure of any kind."""
