@@ -1,4 +1,4 @@
-"""The ``safebot`` command: console, run, check. This is the composition root."""
+"""The ``safebot`` command: console, run, check, export, db."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ async def _console(settings: Settings, locale: str | None) -> None:
         bot.metrics.set_connected(True)  # the terminal is always there
         health = await start_monitoring(settings.monitoring, bot.metrics, store)
         try:
-            await run_console(bot, engine.content, locale, _console_stdin(), sys.stdout)
+            await run_console(bot, locale, _console_stdin(), sys.stdout)
         finally:
             if health is not None:
                 await health.close()

@@ -21,7 +21,7 @@ from safebot.events import (
     ReportSubmitted,
     TextReceived,
 )
-from safebot.flows import ChoiceDef, Flow, Node
+from safebot.flows import CRISIS_NODE, FALLBACK_NODE, REQUIRED_INTENTS, ChoiceDef, Flow, Node
 from safebot.messages import Choice, Message, Span, clean_text
 from safebot.model import Community, Draft, PersonId, Session
 from safebot.recognise import Recogniser, Recognition
@@ -72,10 +72,6 @@ Effect = Reply | ListCommunities | SubmitReport | ForgetPerson
 class Outcome:
     session: Session | None  # None: delete the stored session
     effects: tuple[Effect, ...]
-
-    @property
-    def replies(self) -> tuple[Message, ...]:
-        return tuple(e.message for e in self.effects if isinstance(e, Reply))
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +221,14 @@ class Engine:
             # Crisis resources first, from any step. Then the person carries on from where
             # they were; crisis words are never taken as the answer to a report question.
             turn.effects.append(self._crisis_reply(session, with_choices=True))
-            if not node.choices or node.once or node.id in ("crisis", "fallback", self.flow.start):
+            if (
+                not node.choices
+                or node.once
+                or node.id in (CRISIS_NODE, FALLBACK_NODE, self.flow.start)
+            ):
                 # Nothing to carry on with (a confirmation is not said twice, the menu sits
                 # behind the crisis screen's Menu button): the crisis screen is where we are.
-                return replace(session, node="crisis")
+                return replace(session, node=CRISIS_NODE)
             turn.effects.append(Reply(self.render(session, node)))
             return session
 
@@ -241,7 +241,7 @@ class Engine:
             # category, which the person can change.
             session = replace(session, vars={**session.vars, "said": said})
         short = len(text.split()) <= _SHORT_WORDS
-        if found.intent in ("menu", "stop") and (short or node.input is None):
+        if found.intent in REQUIRED_INTENTS and (short or node.input is None):
             session = self._abandon_report(session)
             return self._enter(session, self.flow.intents[found.intent], turn)
         if node.input is not None:
@@ -257,13 +257,13 @@ class Engine:
                 if chosen is not None and chosen.go is not None:
                     return self._enter(self._apply_set(session, chosen), chosen.go, turn)
             return self._enter(session, target, turn)
-        if node.choices and node.id not in ("stop", "fallback"):
+        if node.choices and node.id not in ("stop", FALLBACK_NODE):
             spans = self.content.spans(session.locale, "fallback.here")
             line = self.content.spans(session.locale, "fallback.crisis")
             turn.effects.append(Reply(Message((*spans, Span("\n\n"), *line))))
             turn.effects.append(Reply(self.render(session, node)))
             return session
-        return self._enter(session, "fallback", turn)
+        return self._enter(session, FALLBACK_NODE, turn)
 
     def _on_choice(self, session: Session, event: ChoiceSelected, turn: _Turn) -> Session:
         node = self.flow.node(session.node)
@@ -294,7 +294,7 @@ class Engine:
     def _on_command(self, session: Session, event: CommandInvoked, turn: _Turn) -> Session:
         target = self.flow.commands.get(event.command)
         if target is None:
-            return self._enter(session, "fallback", turn)
+            return self._enter(session, FALLBACK_NODE, turn)
         session = self._abandon_report(session)
         if event.command == "report":
             draft = Draft(evidence=(event.evidence,) if event.evidence else ())
@@ -304,9 +304,9 @@ class Engine:
             session = replace(session, draft=draft)
         if event.community is not None:
             session = self._community_region(session, event.community)
-        if target == "crisis":
+        if target == CRISIS_NODE:
             turn.effects.append(self._crisis_reply(session, with_choices=True))
-            return replace(session, node="crisis")
+            return replace(session, node=CRISIS_NODE)
         return self._enter(session, target, turn)
 
     def _on_communities(self, session: Session, event: CommunitiesListed, turn: _Turn) -> Session:
@@ -558,7 +558,7 @@ class Engine:
 
     def _crisis_reply(self, session: Session, with_choices: bool = False) -> Reply:
         spans = generated("@crisis", self.content, session)
-        node = self.flow.nodes["crisis"]
+        node = self.flow.nodes[CRISIS_NODE]
         choices = self._choices(session, node) if with_choices else ()
         return Reply(Message(spans, choices, node.id if with_choices else None, urgent=True))
 

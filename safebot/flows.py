@@ -69,6 +69,16 @@ class Node:
         return "plain"
 
 
+CRISIS_NODE = "crisis"
+"""The node the engine goes to whenever crisis language is seen, from anywhere."""
+FALLBACK_NODE = "fallback"
+"""The node for a message nothing understood (it carries the short crisis line)."""
+REQUIRED_NODES = (CRISIS_NODE, FALLBACK_NODE)
+"""Node ids the engine itself refers to: a flow without them does not load."""
+REQUIRED_INTENTS = ("menu", "stop")
+"""Intents the engine sends somewhere even in the middle of a form: each needs a target."""
+
+
 @dataclass(frozen=True, slots=True)
 class Flow:
     start: str
@@ -78,6 +88,8 @@ class Flow:
     commands: Mapping[str, str]
 
     def node(self, node_id: str) -> Node:
+        """The node ``node_id``, or the start node for an id the flow no longer has (a
+        conversation saved before the content changed)."""
         return self.nodes.get(node_id) or self.nodes[self.start]
 
     def message_ids(self) -> set[str]:
@@ -143,6 +155,12 @@ def validate(flow: Flow) -> list[str]:
     target("start", flow.start or None)
     if not flow.start:
         problems.append("start: missing")
+    for node_id in REQUIRED_NODES:
+        if node_id not in nodes:
+            problems.append(f"node {node_id!r} is required: the engine goes there")
+    for intent in REQUIRED_INTENTS:
+        if intent not in flow.intents:
+            problems.append(f"intent {intent!r} is required: the engine sends it somewhere")
     for name, node_id in [*flow.intents.items(), *flow.commands.items()]:
         target(f"intent/command {name}", node_id)
     for choice in flow.choices.values():
@@ -207,7 +225,7 @@ def _successors(flow: Flow, node: Node) -> Iterable[str]:
 
 def _reachable(flow: Flow) -> set[str]:
     seen: set[str] = set()
-    todo = [flow.start, *flow.intents.values(), *flow.commands.values(), "fallback"]
+    todo = [flow.start, *flow.intents.values(), *flow.commands.values(), FALLBACK_NODE]
     while todo:
         node_id = todo.pop()
         if node_id in seen or node_id not in flow.nodes:
@@ -226,7 +244,7 @@ def _consent_problems(flow: Flow) -> list[str]:
         problems.append("consent: no review (consent) node")
     # Walk the graph from every entry point without passing a community pick: reaching a
     # review node that way means a report could skip choosing who receives it.
-    entries = [flow.start, *flow.intents.values(), *flow.commands.values(), "fallback"]
+    entries = [flow.start, *flow.intents.values(), *flow.commands.values(), FALLBACK_NODE]
     seen: set[str] = set()
     todo = list(entries)
     while todo:

@@ -25,10 +25,6 @@ class SlidingWindow:
             hits.popleft()
         return hits
 
-    def allowed(self, key: str, now: float) -> bool:
-        """Would one more hit be allowed? (Does not count one.)"""
-        return len(self._recent(key, now)) < self.limit
-
     def hit(self, key: str, now: float) -> bool:
         """Count a hit if allowed; returns whether it was."""
         self._prune(now)

@@ -1,4 +1,5 @@
-"""What a platform adapter must provide to the core (one Protocol per direction out)."""
+"""What a platform adapter must provide to the core: the outbound operations (alerts, status
+messages, membership checks). Inbound, adapters call :class:`safebot.service.SafeBot`."""
 
 from __future__ import annotations
 

@@ -394,9 +394,6 @@ class SafeBot:
         self._outbox_wake.set()
 
     # --- outbox ---------------------------------------------------------------------------
-    def wake_outbox(self) -> None:
-        self._outbox_wake.set()
-
     async def deliver_due(self) -> int:
         """One pass over due outbox items; returns how many were delivered."""
         opts = self.settings.outbox

@@ -130,6 +130,23 @@ def test_review_reachable_without_choosing_a_community_fails() -> None:
         parse_flow(raw)
 
 
+@pytest.mark.parametrize("node", ["fallback", "crisis"])
+def test_a_node_the_engine_needs_cannot_be_deleted(node: str) -> None:
+    raw = flow_raw()
+    del raw["nodes"][node]
+    # Choices and intents that pointed at it would also be reported; the missing node must be.
+    with pytest.raises(ContentError, match=f"node {node!r} is required"):
+        parse_flow(raw)
+
+
+@pytest.mark.parametrize("intent", ["menu", "stop"])
+def test_an_intent_the_engine_needs_cannot_be_deleted(intent: str) -> None:
+    raw = flow_raw()
+    del raw["intents"][intent]
+    with pytest.raises(ContentError, match=f"intent {intent!r} is required"):
+        parse_flow(raw)
+
+
 def test_unreachable_node_fails() -> None:
     raw = flow_raw()
     raw["nodes"]["island"] = {"say": ["menu.prompt"], "choices": ["menu"]}

@@ -175,7 +175,7 @@ async def test_console_session_at_debug_logs_nothing_private(
         platform = ConsolePlatform(settings, engine.content, out)
         bot = SafeBot(engine=engine, store=store, port=platform, settings=settings)
         stdin = io.StringIO("\n".join(CONSOLE_LINES) + "\n")
-        await run_console(bot, engine.content, None, stdin, out)
+        await run_console(bot, None, stdin, out)
     finally:
         await store.close()
     shown = out.getvalue()

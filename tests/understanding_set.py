@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from safebot.conversation import Engine
+from safebot.conversation import Engine, Outcome, Reply
 from safebot.events import TextReceived
 from safebot.messages import Message
 from safebot.model import PersonId
@@ -101,7 +101,7 @@ def score(engine: Engine, sample: Sample) -> Scored:
     """Send ``sample`` as a person's very first message and read SafeBot's reply."""
     outcome = engine.step(None, TextReceived(_PERSON, sample.text), _NOW, token="eval")
     assert outcome.session is not None
-    replies = outcome.replies
+    replies = replies_of(outcome)
     locale = outcome.session.locale
     # (has(): so the benchmark also runs on code from before the line existed.)
     line = engine.content.text(locale, _LINE) if engine.content.has(_LINE) else None
@@ -118,6 +118,11 @@ def score(engine: Engine, sample: Sample) -> Scored:
         crisis_offered=offered,
         locale=locale,
     )
+
+
+def replies_of(outcome: Outcome) -> list[Message]:
+    """The messages a step says to the person, in order."""
+    return [effect.message for effect in outcome.effects if isinstance(effect, Reply)]
 
 
 def _others(engine: Engine, locale: str) -> list[str]:

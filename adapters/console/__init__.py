@@ -165,9 +165,7 @@ class ConsoleApp:
         return reports[-1].reference if reports else "-"
 
 
-async def run_console(
-    bot: SafeBot, content: Content, locale: str | None, stdin: TextIO, out: TextIO
-) -> None:
+async def run_console(bot: SafeBot, locale: str | None, stdin: TextIO, out: TextIO) -> None:
     platform = bot.port
     assert isinstance(platform, ConsolePlatform)
     app = ConsoleApp(bot, platform, locale)

@@ -11,7 +11,7 @@ import hashlib
 import discord
 
 from adapters.discord.escape import escape, escape_first_line, truncate
-from safebot.messages import Choice, Message, Span
+from safebot.messages import Choice, Span
 from safebot.moderation import Alert
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "alert_nonce",
     "escape",
     "label",
-    "plain",
     "split_text",
     "text_of",
 ]
@@ -88,7 +87,3 @@ def alert_embed(alert: Alert) -> discord.Embed:
 def alert_nonce(key: str) -> str:
     """Discord deduplicates sends with the same nonce for a few minutes (enforce_nonce)."""
     return hashlib.sha256(key.encode()).hexdigest()[:25]
-
-
-def plain(message: Message) -> str:
-    return text_of(message.spans)

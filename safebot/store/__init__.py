@@ -1,4 +1,4 @@
-"""Storage: the Store protocol and its implementations, chosen by the ``database`` setting."""
+"""Storage: the Store protocol and its implementations, chosen by the ``database_url`` setting."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Storage ports. Every store (memory, SQLite, later PostgreSQL) passes one contract test."""
+"""Storage ports. Every store (memory, SQLite, PostgreSQL) passes one contract test suite."""
 
 from __future__ import annotations
 
