@@ -4,20 +4,18 @@ restart (discord.py DynamicItem, registered in setup_hook)."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import discord
 
 from adapters.discord.render import MAX_BUTTONS, label
 from safebot.messages import Choice
 
-if TYPE_CHECKING:
-    from adapters.discord.adapter import DiscordAdapter
-
 __all__ = [
     "DYNAMIC_ITEMS",
     "ChoiceButton",
     "ChoiceSelect",
+    "ItemHandler",
     "ModActionButton",
     "ModButton",
     "TextModal",
@@ -25,12 +23,37 @@ __all__ = [
     "choices_view",
 ]
 
+
+class ItemHandler(Protocol):
+    """What the buttons, menus and forms call when someone uses them (the adapter). A
+    Protocol, so this module does not import the adapter that imports it."""
+
+    async def on_choice(
+        self, interaction: discord.Interaction[Any], node: str, choice: str
+    ) -> None: ...
+
+    async def open_modal(self, interaction: discord.Interaction[Any], node_id: str) -> None: ...
+
+    async def on_modal(
+        self, interaction: discord.Interaction[Any], node: str, value: str
+    ) -> None: ...
+
+    async def on_mod_button(
+        self, interaction: discord.Interaction[Any], action: str, reference: str
+    ) -> None: ...
+
+    async def on_member_action(
+        self, interaction: discord.Interaction[Any], action: str, reference: str, user_id: int
+    ) -> None: ...
+
+
 _NODE = r"(?P<node>[a-z0-9_.]{1,40})"
 _REF = r"(?P<ref>R-[0-9A-Z]{4,8})"
 
 
-def adapter_of(interaction: discord.Interaction[Any]) -> DiscordAdapter:
-    return cast("DiscordAdapter", interaction.client.adapter)
+def adapter_of(interaction: discord.Interaction[Any]) -> ItemHandler:
+    """The handler the client carries (``client.adapter``, set by the adapter)."""
+    return cast(ItemHandler, interaction.client.adapter)
 
 
 class ChoiceButton(
@@ -172,7 +195,7 @@ class TextModal(discord.ui.Modal):
 
     def __init__(
         self,
-        adapter: DiscordAdapter,
+        adapter: ItemHandler,
         node: str,
         title: str,
         prompt: str,
