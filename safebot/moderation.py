@@ -67,10 +67,14 @@ class Alert:
     # The reporter asked to be forgotten: every copy of this alert that showed their name
     # must go (an edit alone is not enough where the platform keeps the old version).
     remove_name: bool = False
+    # A note for the moderators the adapter adds (e.g. the reported person is a moderator).
+    warning: str | None = None
 
     def as_message(self) -> Message:
         """A plain rendering for adapters without rich alerts (console, plain bodies)."""
         spans: list[Span] = [Span(f"**{self.title}**\n")]
+        if self.warning:
+            spans.append(Span(f"⚠ {self.warning}\n"))
         for f in self.fields:
             spans += [Span(f"{f.label}: "), Span(f.value, untrusted=f.untrusted), Span("\n")]
         spans.append(Span(self.status))

@@ -221,6 +221,27 @@ async def test_dm_conversation_to_confirmed_report(world: World, bot: DiscordAda
     assert alert.nonce is not None
 
 
+async def test_a_reported_moderator_is_not_pinged_and_the_others_are_warned(
+    world: World, bot: DiscordAdapter
+) -> None:
+    # The person reported holds the moderator role: a role ping would tell them at once.
+    world.fake.guilds[world.guild.id].members[world.offender.id].role_ids.append(world.mod_role.id)
+    await setup_server(world)
+    reference = await report_by_dm(
+        world, offender=f"<@{world.offender.id}>", details="he is a mod here", evidence="skip"
+    )
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    assert f"<@&{world.mod_role.id}>" not in (alert.content or "")
+    assert roles_of(alert.allowed_mentions) == [] and not alert.allowed_mentions.get("users")
+    [embed] = alert.embeds
+    shown = json.dumps(embed)
+    assert "pinged no one" in shown, shown
+    # The warning stays when a moderator acts on the alert.
+    ack = await world.fake.click(world.mod, alert, f"sb:m:ack:{reference}")
+    edit = await ack.response()
+    assert edit["type"] == 7 and "pinged no one" in json.dumps(edit["data"]["embeds"])
+
+
 async def test_typed_replies_work_too(world: World, bot: DiscordAdapter) -> None:
     await dm(world, world.alice, "hi")
     msg = await dm(world, world.alice, "how do I block them")

@@ -384,6 +384,7 @@ class DiscordAdapter:
         result = await self.bot.moderator_action(community_of(guild).id, reference, action, who)
         if result.ok and result.report is not None and interaction.message is not None:
             alert = build_alert(self.content, result.report, f"alert:{reference}", locale)
+            _, alert = await self._alert_ping(config, alert)  # keep the warning, if any
             await interaction.response.edit_message(
                 embed=alert_embed(alert),
                 view=await self._alert_view(community_of(guild).id, alert, locale),
@@ -742,15 +743,33 @@ class DiscordAdapter:
         return channel
 
     @staticmethod
-    def _ping(config: CommunityConfig) -> str:
-        role = _moderator_role(config)
+    def _ping(config: CommunityConfig, role: str | None = "") -> str:
+        """The role mention that starts an alert (``role``: the role to ping, default the
+        moderator role; None: nobody)."""
+        role = _moderator_role(config) if role == "" else role
         return f"<@&{role}> " if role else ""
 
     @staticmethod
-    def _mentions(config: CommunityConfig) -> discord.AllowedMentions:
-        role = _moderator_role(config)
+    def _mentions(config: CommunityConfig, role: str | None = "") -> discord.AllowedMentions:
+        role = _moderator_role(config) if role == "" else role
         roles = [discord.Object(int(role))] if role else False
         return discord.AllowedMentions(everyone=False, users=False, roles=roles, replied_user=False)
+
+    async def _alert_ping(self, config: CommunityConfig, alert: Alert) -> tuple[str | None, Alert]:
+        """The role to ping for ``alert`` and the alert to post. The reported person is never
+        pinged: when they hold the moderator role, nobody is, and the alert warns the others."""
+        role = _moderator_role(config)
+        member_id = self._offender_id(alert.offender)
+        if role is None or member_id is None:
+            return role, alert
+        try:
+            member = await self.client.http.get_member(int(config.community.id), member_id)
+        except discord.HTTPException:
+            return role, alert  # not a member (or unknown): they do not hold the role
+        if role not in {str(r) for r in member.get("roles", [])}:
+            return role, alert
+        warning = self.t("alert.offender_is_moderator", config.locale)
+        return None, replace(alert, warning=warning)
 
     async def _find_alert(
         self, channel: discord.abc.Messageable, key: str
@@ -798,12 +817,13 @@ class DiscordAdapter:
         channel = await self._channel(config)
         if await self._find_alert(channel, alert.key) is not None:
             return  # already posted before a crash: moderators see it once
+        role, alert = await self._alert_ping(config, alert)
         try:
             await channel.send(
-                self._ping(config).strip() or None,
+                self._ping(config, role).strip() or None,
                 embed=alert_embed(alert),
                 view=await self._alert_view(config.community, alert, config.locale),  # type: ignore[arg-type]
-                allowed_mentions=self._mentions(config),
+                allowed_mentions=self._mentions(config, role),
                 nonce=alert_nonce(alert.key),
             )
         except discord.Forbidden:
@@ -818,6 +838,7 @@ class DiscordAdapter:
         message = await self._find_alert(channel, alert.key)
         try:
             if message is not None:
+                _, alert = await self._alert_ping(config, alert)  # keep the warning, if any
                 await message.edit(
                     embed=alert_embed(alert),
                     view=await self._alert_view(config.community, alert, config.locale),

@@ -76,6 +76,8 @@ def alert_embed(alert: Alert) -> discord.Embed:
             details = f"**{f.label}**\n{_field(f.value, 3000)}"
             continue
         embed.add_field(name=f.label, value=value or "-", inline=False)
+    if alert.warning:
+        details = f"\u26a0\ufe0f **{alert.warning}**\n\n{details}"
     embed.description = details
     status = alert.status + (f" {escape(alert.handled_by)}" if alert.handled_by else "")
     embed.add_field(name="\u2139\ufe0f", value=status, inline=False)
