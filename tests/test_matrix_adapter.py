@@ -155,6 +155,7 @@ async def community_with_mods(
     *,
     encrypted_mods: bool = True,
     name: str = "Cozy Gamers",
+    moderators: tuple[ClientRunner, ...] = (),
 ) -> tuple[ClientRunner, str, str]:
     """An owner creates a community room (room version 12: the creator is not listed in the
     power levels) and a private moderator room, and links them."""
@@ -163,7 +164,7 @@ async def community_with_mods(
         owner,
         name=name,
         invite=[bot.user.user_id, *(m.user_id for m in members)],
-        power_levels={bot.user.user_id: 0},
+        power_levels={bot.user.user_id: 0, **{m.user_id: 50 for m in moderators}},
     )
     for member in members:
         await member.wait_for_room(community, timeout=TIMEOUT)
@@ -247,6 +248,25 @@ async def test_encrypted_dm_to_report_alert_and_ack(matrix: MatrixHarness, bot: 
     assert report is not None and report.status.value == "resolved"
 
 
+async def test_a_reported_moderator_is_not_mentioned_and_the_others_are_warned(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    mallory = await matrix.runner(matrix.user("mallory"), auto_join=True)
+    owner, _community, mods = await community_with_mods(
+        matrix, bot, [alice, mallory], moderators=(mallory,)
+    )
+    reference = await walk_report(
+        alice, dm, bot, f"it is {mallory.user_id}", "a moderator here", "skip"
+    )
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    content = alert.source["content"]
+    assert content["m.mentions"] == {"user_ids": [owner.user_id]}
+    assert "pinged no one" not in alert.body  # the owner was pinged
+    assert "is one of this community's moderators" in alert.body
+    assert mallory.user_id not in alert.body.splitlines()[0]  # not in the ping line
+
+
 async def test_non_moderators_are_refused(matrix: MatrixHarness, bot: Bot) -> None:
     alice, dm = await person(matrix, bot, "alice")
     eve = await matrix.runner(matrix.user("eve"), auto_join=True)
@@ -306,7 +326,9 @@ async def test_mention_injection_is_inert(matrix: MatrixHarness, bot: Bot) -> No
         '@room <a href="https://matrix.to/#/@owner:localhost">pill</a> '
         f"https://matrix.to/#/{owner.user_id} <b>bold</b> **x**"
     )
-    reference = await walk_report(alice, dm, bot, evil, evil, "https://evil.test/@room")
+    # (In the details: naming a moderator as the reported person leaves them unpinged, see
+    # test_a_reported_moderator_is_not_mentioned_and_the_others_are_warned.)
+    reference = await walk_report(alice, dm, bot, "someone", evil, "https://evil.test/@room")
     alert = await from_bot(owner, mods, bot, lambda body: reference in body)
     content = alert.source["content"]
     assert content["m.mentions"] == {"user_ids": [owner.user_id]}

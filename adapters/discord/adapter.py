@@ -768,7 +768,10 @@ class DiscordAdapter:
             return role, alert  # not a member (or unknown): they do not hold the role
         if role not in {str(r) for r in member.get("roles", [])}:
             return role, alert
-        warning = self.t("alert.offender_is_moderator", config.locale)
+        warning = " ".join(
+            self.t(key, config.locale)
+            for key in ("alert.offender_is_moderator", "discord.offender_holds_role")
+        )
         return None, replace(alert, warning=warning)
 
     async def _find_alert(

@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -105,6 +106,7 @@ MOD_COMMANDS = frozenset(
 # "help" and "block" are the person's commands in a DM and moderator commands in any other
 # room ("block R-XXXX" stops the sender of that report from reporting again).
 _SHARED_COMMANDS = frozenset({"help", "block"})
+_MXID = re.compile(r"@[a-z0-9._=/+-]+:[a-zA-Z0-9.:\[\]-]+")  # a user id named in free text
 _HISTORY_SCAN = 50
 _THREAD_ROOT_PAGES = 20  # of _HISTORY_SCAN of the bot's own events: an old alert's thread
 # How far back (pages of _HISTORY_SCAN of the bot's own events) "forget me" looks for alerts.
@@ -875,6 +877,17 @@ class MatrixAdapter:
                 found.append(Community(config.community, name or config.name, config.region))
         return found
 
+    def _without_offender(
+        self, alert: Alert, moderators: list[str], locale: str
+    ) -> tuple[Alert, list[str]]:
+        """The reported person is never mentioned: a moderator named in the report is left
+        out of the mentions, and the alert warns the other moderators."""
+        named = set(_MXID.findall(alert.offender or ""))
+        if not named & set(moderators):
+            return alert, moderators
+        warning = plain_text(self.content.spans(locale, "alert.offender_is_moderator"))
+        return replace(alert, warning=warning), [m for m in moderators if m not in named]
+
     async def _moderators(self, config: CommunityConfig) -> list[str]:
         powers = await self._powers(config.community.id)
         return powers.moderators(exclude=self.user_id) if powers else []
@@ -918,7 +931,10 @@ class MatrixAdapter:
         hint = plain_text(
             self.content.spans(config.locale, "matrix.mod.hint", reference=alert.reference)
         )
-        content = alert_content(alert, await self._moderators(config), hint, alert.key)
+        alert, moderators = self._without_offender(
+            alert, await self._moderators(config), config.locale
+        )
+        content = alert_content(alert, moderators, hint, alert.key)
         event_id = await self._send(config.destination, content, txn=_txn(alert.key))
         self._alert_events[alert.key] = event_id
 

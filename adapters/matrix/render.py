@@ -72,6 +72,8 @@ def alert_content(alert: Alert, moderators: list[str], hint: str, key: str) -> d
     """The moderator alert. m.text (not m.notice) so the mentions notify: push rules mute
     notices before they look at mentions."""
     lines = [f"{alert.title}"]
+    if alert.warning:
+        lines.append(f"\u26a0\ufe0f {alert.warning}")
     items = []
     for f in alert.fields:
         lines.append(f"{f.label}: {f.value}")
@@ -98,7 +100,13 @@ def alert_content(alert: Alert, moderators: list[str], hint: str, key: str) -> d
     )
     formatted_body = (
         (f"<p>{pills}</p>" if pills else "")
-        + f"<h4>{html.escape(alert.title)}</h4><ul>{''.join(items)}</ul>"
+        + f"<h4>{html.escape(alert.title)}</h4>"
+        + (
+            f"<p><strong>\u26a0\ufe0f {html.escape(alert.warning)}</strong></p>"
+            if alert.warning
+            else ""
+        )
+        + f"<ul>{''.join(items)}</ul>"
         + f"<p>{html_status}</p><p>{_html_trusted(alert.guidance)}</p><p>{html.escape(hint)}</p>"
     )
     return {
