@@ -30,7 +30,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NOT_TEXT = frozenset({"intents.toml", "hints.toml"})  # patterns and words, not texts to say
+NOT_TEXT = frozenset(
+    {"intents.toml", "hints.toml", "urgency.toml"}
+)  # patterns and words, not texts to say
 CATEGORIES = ("money", "more_images", "threats")  # report categories a hint may pre-select
 RESOURCE_KINDS = frozenset({"crisis", "report", "takedown", "helpline", "police", "directory"})
 AGES = frozenset({"under18", "adult"})  # who a resource is for, when it depends on age
@@ -112,6 +114,8 @@ class Content:
     no_region: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     # locale -> (category, compiled phrases), in order: what the person said pre-selects it
     hints: Mapping[str, tuple[tuple[str, re.Pattern[str]], ...]] = field(default_factory=dict)
+    # every locale's deadline patterns in one: a deadline makes a report urgent
+    deadlines: re.Pattern[str] | None = None
 
     # --- loading ---------------------------------------------------------------------------
     @classmethod
@@ -168,6 +172,7 @@ class Content:
             root=root,
             no_region=_no_region(facts.get("no_region", {}), problems),
             hints={loc: _hints(root.joinpath(loc, "hints.toml"), loc, problems) for loc in locales},
+            deadlines=_deadlines(root, locales, problems),
         )
         problems.extend(content.cross_check())
         if problems:
@@ -258,6 +263,10 @@ class Content:
                 if pattern.search(folded):
                     return category
         return None
+
+    def deadline_in(self, text: str) -> bool:
+        """Does ``text`` mention a deadline ("by tonight", "en 2 horas"), in any language?"""
+        return self.deadlines is not None and self.deadlines.search(_fold_words(text)) is not None
 
     def platform_named_in(self, text: str) -> str | None:
         """The app a message names ("block her on tiktok"), by name or alias, if exactly one."""
@@ -383,6 +392,29 @@ def _hints(
         words = "|".join(_phrase(_fold_words(str(p))) for p in phrases)
         out.append((category, re.compile(words)))
     return tuple(out)
+
+
+def _deadlines(
+    root: Traversable | Path, locales: Sequence[str], problems: list[str]
+) -> re.Pattern[str] | None:
+    patterns: list[str] = []
+    for locale in locales:
+        node = root.joinpath(locale, "urgency.toml")
+        if not node.is_file():
+            problems.append(f"{locale}: no urgency.toml")
+            continue
+        found = _load_toml(node).get("deadlines")
+        if not isinstance(found, list) or not found:
+            problems.append(f"{locale}/urgency.toml: no deadlines")
+            continue
+        for pattern in found:
+            try:
+                re.compile(str(pattern))
+            except re.error as exc:
+                problems.append(f"{locale}/urgency.toml: {pattern!r}: {exc}")
+                continue
+            patterns.append(str(pattern))
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
 def _no_region(

@@ -23,7 +23,7 @@ from safebot.events import (
 )
 from safebot.flows import CRISIS_NODE, FALLBACK_NODE, REQUIRED_INTENTS, ChoiceDef, Flow, Node
 from safebot.messages import Choice, Message, Span, clean_text
-from safebot.model import Community, Draft, PersonId, Session
+from safebot.model import URGENCY, Community, Draft, PersonId, Session
 from safebot.recognise import Recogniser, Recognition
 from safebot.render import evidence_links, generated
 
@@ -58,6 +58,8 @@ class SubmitReport:
     draft: Draft
     reference: str
     locale: str
+    urgent: tuple[str, ...] = ()
+    """Why moderators should look first (``safebot.model.URGENCY``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,9 @@ _NUMBER = re.compile(r"^\s*#?(\d{1,3})[.)]?\s*$")
 # Actions a stale button (from an earlier step) may never trigger.
 _FRESH_ONLY = frozenset({"submit", "forget", "step_next", "step_back", "skip", "cancel_report"})
 _SHORT_WORDS = 3
+_KEPT_VARS = frozenset({"platform", "device", "urgent.crisis", "urgent.deadline"})
+"""Session variables a cancelled report keeps: the walkthrough's app and device, and whether
+the person used crisis words or named a deadline (a report they start again is still urgent)."""
 _CLEAR_WORDS = 2
 """Distinct words of a language that make a message clearly written in it."""
 
@@ -217,6 +222,7 @@ class Engine:
 
         # Later, a clear sentence in another language switches; one word ("ok", "hola") never.
         session = self._follow_language(session, found, _CLEAR_WORDS)
+        session = self._note_urgency(session, found.crisis, text)
         if found.crisis:
             # Crisis resources first, from any step. Then the person carries on from where
             # they were; crisis words are never taken as the answer to a report question.
@@ -324,6 +330,10 @@ class Engine:
         review = next((n for n in self.flow.nodes.values() if n.review), None)
         node = self.flow.node(review.next if review and review.next else self.flow.start)
         community = session.draft.community_name or ""
+        if "crisis" in self._urgency(session):
+            # Never "wait for the moderators" to someone in crisis: the crisis lines come
+            # first (urgent replies are sent first), then the receipt.
+            turn.effects.append(self._crisis_reply(session))
         receipt = self.content.spans(
             session.locale, "report.receipt", reference=event.reference, community=community
         )
@@ -487,12 +497,33 @@ class Engine:
             turn.effects.append(self._say(session, "report.incomplete"))
             return self._enter(self._abandon_report(session), "report.start", turn)
         reference = session.vars.get("reference") or reference_from_token(turn.token)
-        turn.effects.append(SubmitReport(draft=draft, reference=reference, locale=session.locale))
+        turn.effects.append(
+            SubmitReport(
+                draft=draft,
+                reference=reference,
+                locale=session.locale,
+                urgent=self._urgency(session),
+            )
+        )
         return session
 
     def _abandon_report(self, session: Session) -> Session:
-        keep = {k: v for k, v in session.vars.items() if k in ("platform", "device")}
+        keep = {k: v for k, v in session.vars.items() if k in _KEPT_VARS}
         return replace(session, draft=Draft(), offered=(), vars=keep)
+
+    def _note_urgency(self, session: Session, crisis: bool, text: str) -> Session:
+        """Remember (as a flag, never the words) that the person used crisis words or named a
+        deadline: a report they send in this conversation is then urgent."""
+        marks = {
+            f"urgent.{reason}": "1"
+            for reason, seen in (("crisis", crisis), ("deadline", self.content.deadline_in(text)))
+            if seen and f"urgent.{reason}" not in session.vars
+        }
+        return replace(session, vars={**session.vars, **marks}) if marks else session
+
+    @staticmethod
+    def _urgency(session: Session) -> tuple[str, ...]:
+        return tuple(reason for reason in URGENCY if session.vars.get(f"urgent.{reason}"))
 
     # --- rendering ----------------------------------------------------------------------
     def _enter(self, session: Session, node_id: str, turn: _Turn) -> Session:

@@ -197,6 +197,11 @@ class Session:
         )
 
 
+URGENCY: tuple[str, ...] = ("crisis", "deadline")
+"""Why a report is urgent: the person used crisis or self-harm words (or was told to hurt
+themselves) while talking to SafeBot; the person mentioned a deadline ("by tonight")."""
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     """A confirmed report. ``reporter`` becomes None when the person asks to be forgotten."""
@@ -218,6 +223,8 @@ class Report:
     # The reporter's pseudonym (safebot.pseudonym). Kept after "forget me", so report limits
     # and moderator blocks still apply to the person without naming them.
     reporter_tag: str | None = None
+    # Why moderators should look at it first (URGENCY reasons, in that order); () = not urgent.
+    urgent: tuple[str, ...] = ()
 
     def evolve(self, **changes: Any) -> Report:
         return replace(self, **changes)

@@ -102,7 +102,15 @@ def build_alert(content: Content, report: Report, key: str, locale: str) -> Aler
         return content.text(loc, key)
 
     none = t("review.not_given")
+    urgent = [
+        AlertField(
+            t("alert.urgent"),
+            "; ".join(t(f"alert.urgent.{reason}") for reason in report.urgent),
+            untrusted=False,
+        )
+    ]
     fields = [
+        *(urgent if report.urgent else []),
         AlertField(t("alert.community"), report.community_name),
         AlertField(t("alert.category"), t(f"alert.category.{report.category}"), untrusted=False),
         AlertField(t("alert.offender"), report.offender or none),
@@ -118,7 +126,9 @@ def build_alert(content: Content, report: Report, key: str, locale: str) -> Aler
     return Alert(
         key=key,
         reference=report.reference,
-        title=t("alert.title").replace("{reference}", report.reference),
+        title=t("alert.title.urgent" if report.urgent else "alert.title").replace(
+            "{reference}", report.reference
+        ),
         fields=tuple(fields),
         guidance=t("alert.guidance"),
         status=t(status_key),

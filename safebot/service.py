@@ -301,6 +301,7 @@ class SafeBot:
                 created_at=now,
                 updated_at=now,
                 reporter_tag=tag,
+                urgent=effect.urgent,
             )
             alert = OutboxItem(
                 key=f"alert:{reference}",

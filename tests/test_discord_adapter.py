@@ -242,6 +242,19 @@ async def test_a_reported_moderator_is_not_pinged_and_the_others_are_warned(
     assert edit["type"] == 7 and "pinged no one" in json.dumps(edit["data"]["embeds"])
 
 
+async def test_an_urgent_report_says_so_in_the_alert(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    await dm(world, world.alice, "i want to die")
+    reference = await report_by_dm(
+        world, offender="someone", details="he posts them in 2 hours", evidence="skip"
+    )
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    [embed] = alert.embeds
+    assert embed["title"] == f"URGENT safety report {reference}"
+    [why] = [f for f in embed["fields"] if f["name"] == "Why urgent"]
+    assert "crisis" in why["value"] and "deadline" in why["value"]
+
+
 async def test_typed_replies_work_too(world: World, bot: DiscordAdapter) -> None:
     await dm(world, world.alice, "hi")
     msg = await dm(world, world.alice, "how do I block them")

@@ -257,7 +257,7 @@ async def test_a_reported_moderator_is_not_mentioned_and_the_others_are_warned(
         matrix, bot, [alice, mallory], moderators=(mallory,)
     )
     reference = await walk_report(
-        alice, dm, bot, f"it is {mallory.user_id}", "a moderator here", "skip"
+        alice, dm, bot, f"it is {mallory.user_id}", "a moderator here, posts by tonight", "skip"
     )
     alert = await from_bot(owner, mods, bot, lambda body: reference in body)
     content = alert.source["content"]
@@ -265,6 +265,9 @@ async def test_a_reported_moderator_is_not_mentioned_and_the_others_are_warned(
     assert "pinged no one" not in alert.body  # the owner was pinged
     assert "is one of this community's moderators" in alert.body
     assert mallory.user_id not in alert.body.splitlines()[0]  # not in the ping line
+    # A deadline made it urgent: the title says so, and why.
+    assert f"URGENT safety report {reference}" in alert.body
+    assert "mentioned a deadline" in alert.body
 
 
 async def test_non_moderators_are_refused(matrix: MatrixHarness, bot: Bot) -> None:

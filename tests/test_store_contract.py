@@ -230,6 +230,7 @@ async def test_report_round_trip(store: Store) -> None:
         handled_by="mod#7",
         reveal=False,
         updated_at=150.5,
+        urgent=("crisis", "deadline"),
     )
     alert = item("R-1:alert", payload={"text": "ünïcode", "channel": "9"})
     await store.add_report(full, [alert])
@@ -266,7 +267,9 @@ async def test_concurrent_add_report_same_reference(store: Store) -> None:
 
 async def test_update_report(store: Store) -> None:
     await store.add_report(report(), [item("R-1:alert")])
-    updated = report(status=ReportStatus.ACKNOWLEDGED, handled_by="mod#7", updated_at=200.0)
+    updated = report(
+        status=ReportStatus.ACKNOWLEDGED, handled_by="mod#7", updated_at=200.0, urgent=("deadline",)
+    )
     status = item("R-1:status:ack", kind=OutboxKind.STATUS, payload={"to": ALICE.key})
     changed_alert = item("R-1:alert", payload={"text": "replaced?"})
     entry = AuditEntry(at=200.0, actor="mod#7", action="acknowledge", reference="R-1")

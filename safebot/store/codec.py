@@ -63,6 +63,7 @@ def report(row: Row) -> Report:
         updated_at=float(row["updated_at"]),
         handled_by=row["handled_by"],
         reporter_tag=row["reporter_tag"],
+        urgent=tuple(reason for reason in row["urgent"].split(",") if reason),
     )
 
 

@@ -144,6 +144,12 @@ CREATE TABLE memberships (
 CREATE INDEX memberships_by_seen ON memberships (seen_at);
 """
 
+_V7 = """
+-- Why a report is urgent (safebot.model.URGENCY, comma-separated; '' = not urgent). Only the
+-- reasons are kept, never the words that showed them.
+ALTER TABLE reports ADD COLUMN urgent TEXT NOT NULL DEFAULT '';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, reports and outbox", _V1),
     Migration(2, "community settings and audit log", _V2),
@@ -151,6 +157,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "reporter pseudonyms that outlive forget-me; session expiry index", _V4),
     Migration(5, "community region", _V5),
     Migration(6, "memberships learned from guild interactions", _V6),
+    Migration(7, "urgent reports", _V7),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -144,7 +144,11 @@ CREATE TABLE memberships (
 CREATE INDEX memberships_by_seen ON memberships (seen_at);
 """
 
-_SCRIPTS = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = """
+ALTER TABLE reports ADD COLUMN urgent TEXT NOT NULL DEFAULT '';
+"""
+
+_SCRIPTS = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
     Migration(m.version, m.description, script)

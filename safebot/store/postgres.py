@@ -79,6 +79,7 @@ _REPORT_FIELDS = (
     "updated_at",
     "handled_by",
     "reporter_tag",
+    "urgent",
 )
 _OUTBOX_FIELDS = (
     "key",
@@ -579,6 +580,7 @@ def _report_row(r: Report) -> tuple[Any, ...]:
         float(r.updated_at),
         r.handled_by,
         r.reporter_tag,
+        ",".join(r.urgent),
     )
 
 

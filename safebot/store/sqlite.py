@@ -79,7 +79,7 @@ _BUSY_TIMEOUT_MS = 5000
 
 _REPORT_COLUMNS = (
     "reference, community, community_name, reporter, reveal, category, offender, details, "
-    "evidence, locale, status, created_at, updated_at, handled_by, reporter_tag"
+    "evidence, locale, status, created_at, updated_at, handled_by, reporter_tag, urgent"
 )
 _OUTBOX_COLUMNS = (
     "key, kind, reference, community, payload, created_at, next_try, attempts, delivered_at, "
@@ -274,7 +274,7 @@ class SqliteStore:
         async with self._transaction(durable=True) as conn:
             cursor = await conn.execute(
                 f"INSERT INTO reports ({_REPORT_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (reference) DO NOTHING",
                 row,
             )
@@ -298,7 +298,7 @@ class SqliteStore:
                 "UPDATE reports SET community = ?, community_name = ?, reporter = ?, "
                 "reveal = ?, category = ?, offender = ?, details = ?, evidence = ?, "
                 "locale = ?, status = ?, created_at = ?, updated_at = ?, handled_by = ?, "
-                "reporter_tag = ? "
+                "reporter_tag = ?, urgent = ? "
                 "WHERE reference = ?",
                 (*row[1:], row[0]),
             )
@@ -603,6 +603,7 @@ def _report_row(r: Report) -> tuple[Any, ...]:
         r.updated_at,
         r.handled_by,
         r.reporter_tag,
+        ",".join(r.urgent),
     )
 
 
