@@ -101,6 +101,7 @@ class OutboxKind(StrEnum):
     ALERT = "alert"  # the moderator alert for a new report
     STATUS = "status"  # a status update sent privately to the reporter
     ALERT_UPDATE = "alert_update"  # the moderator alert edited/replied to after an action
+    ESCALATION = "escalation"  # a reminder under an alert nobody has acknowledged yet
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,15 @@ class PlatformPort(Protocol):
         identifies this update."""
         ...
 
+    async def remind_alert(
+        self, config: CommunityConfig, alert: Alert, key: str, level: int
+    ) -> None:
+        """Post a reminder about ``alert`` (nobody has acknowledged it), as a reply to it where
+        the platform can, with a fresh ping of the moderators (never of the reported person).
+        ``alert.warning`` holds the reminder's text; ``level`` counts reminders (1, 2).
+        Idempotent per ``key``, like the other deliveries."""
+        ...
+
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         """Send a private message (status update) to a person."""
         ...

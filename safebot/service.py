@@ -38,7 +38,7 @@ from safebot.events import (
 )
 from safebot.flows import Flow, load_flow
 from safebot.limits import SlidingWindow
-from safebot.messages import Message
+from safebot.messages import Message, plain_text
 from safebot.model import (
     REMOVE_NAME,
     AuditEntry,
@@ -312,7 +312,7 @@ class SafeBot:
                 next_try=now,
             )
             try:
-                await self.store.add_report(report, [alert])
+                await self.store.add_report(report, [alert, *self._escalations(report, now)])
             except DuplicateReference:
                 existing = await self.store.get_report(reference)
                 if existing is not None and existing.reporter_tag == tag:
@@ -394,6 +394,11 @@ class SafeBot:
         await self.store.audit(AuditEntry(self.clock(), actor, "configure", None, config.community))
         self._outbox_wake.set()
 
+    async def unacknowledged(self, community: CommunityId) -> int:
+        """How many of the community's reports no moderator has acknowledged yet."""
+        reports = await self.store.reports_for_community(community)
+        return sum(1 for report in reports if report.status is ReportStatus.NEW)
+
     # --- outbox ---------------------------------------------------------------------------
     async def deliver_due(self) -> int:
         """One pass over due outbox items; returns how many were delivered."""
@@ -402,26 +407,51 @@ class SafeBot:
         delivered = 0
         for item in items:
             try:
-                await self._deliver(item)
+                sent = await self._deliver(item)
             except Exception as exc:
                 await self._failed(item, exc)
                 continue
             await self.store.mark_delivered(item.key, self.clock())
-            self.metrics.delivered_after(item.kind.value, self.clock() - item.created_at)
-            delivered += 1
+            if item.kind is not OutboxKind.ESCALATION:  # reminders wait on purpose
+                self.metrics.delivered_after(item.kind.value, self.clock() - item.created_at)
+            delivered += sent
         return delivered
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    def _escalations(self, report: Report, now: float) -> list[OutboxItem]:
+        """The reminders queued with a new report: each one is posted only if nobody has
+        acknowledged the report by then (sooner for an urgent one)."""
+        opts = self.settings.escalation
+        first = opts.urgent_after_minutes if report.urgent else opts.after_minutes
+        if first <= 0:
+            return []
+        due = (now + first * 60.0, now + (first + opts.again_minutes) * 60.0)
+        return [
+            OutboxItem(
+                key=f"escalate:{report.reference}:{level}",
+                kind=OutboxKind.ESCALATION,
+                reference=report.reference,
+                community=report.community,
+                payload={"level": str(level)},
+                created_at=now,
+                next_try=at,
+            )
+            for level, at in enumerate(due, start=1)
+        ]
+
+    async def _deliver(self, item: OutboxItem) -> bool:
+        """Deliver one item; False when there was nothing to send (it is done all the same)."""
         report = await self.store.get_report(item.reference)
         if report is None:
-            return  # purged: nothing left to deliver
+            return False  # purged: nothing left to deliver
         if item.kind is OutboxKind.STATUS:
             if report.reporter is None:
-                return  # the person asked to be forgotten
+                return False  # the person asked to be forgotten
             status = ReportStatus(item.payload.get("status", report.status.value))
             message = status_message(self.content, report.evolve(status=status))
             await self.port.send_private(report.reporter, message, item.key)
-            return
+            return True
+        if item.kind is OutboxKind.ESCALATION and report.status is not ReportStatus.NEW:
+            return False  # a moderator has it: no reminder
         config = await self.store.get_community(report.community)
         if config is None:
             raise DeliveryError("no moderator destination is configured")
@@ -430,8 +460,22 @@ class SafeBot:
             alert = replace(alert, remove_name=True)
         if item.kind is OutboxKind.ALERT:
             await self.port.send_alert(config, alert)
+        elif item.kind is OutboxKind.ESCALATION:
+            level = int(item.payload.get("level", 1))
+            waited = max(1, round((self.clock() - report.created_at) / 60.0))
+            note = plain_text(
+                self.content.spans(
+                    config.locale, "alert.reminder", reference=report.reference, minutes=str(waited)
+                )
+            )
+            await self.port.remind_alert(config, replace(alert, warning=note), item.key, level)
+            await self.store.audit(
+                AuditEntry(self.clock(), "safebot", "escalate", report.reference, config.community)
+            )
+            self.metrics.escalated()
         else:
             await self.port.update_alert(config, alert, item.key)
+        return True
 
     async def _failed(self, item: OutboxItem, exc: Exception) -> None:
         opts = self.settings.outbox

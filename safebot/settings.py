@@ -55,6 +55,15 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class EscalationSettings:
+    """An alert nobody has acknowledged is posted again, as a reply with a fresh ping."""
+
+    after_minutes: float = 15.0  # the first reminder; 0 turns reminders off
+    urgent_after_minutes: float = 5.0  # the first reminder for an urgent report
+    again_minutes: float = 30.0  # the second (and last) reminder, this long after the first
+
+
+@dataclass(frozen=True, slots=True)
 class LimitSettings:
     messages_per_minute: int = 30  # per person; more get one kind "slow down" and are dropped
     reports_per_hour: int = 3  # per person
@@ -119,6 +128,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one JSON object per line
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    escalation: EscalationSettings = field(default_factory=EscalationSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
@@ -128,6 +138,7 @@ class Settings:
 
 _SECTIONS: dict[str, type[Any]] = {
     "outbox": OutboxSettings,
+    "escalation": EscalationSettings,
     "limits": LimitSettings,
     "console": ConsoleSettings,
     "discord": DiscordSettings,
@@ -198,6 +209,11 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         problems.append('log_format must be "text" or "json"')
     if not 0 <= settings.monitoring.port <= 65535:
         problems.append("monitoring.port must be between 0 (off) and 65535")
+    escalation = settings.escalation
+    if min(escalation.after_minutes, escalation.urgent_after_minutes) < 0 or (
+        escalation.again_minutes <= 0
+    ):
+        problems.append("escalation: minutes must not be negative (again_minutes positive)")
     if settings.outbox.max_attempts < 1:
         problems.append("outbox.max_attempts must be at least 1")
     if problems:

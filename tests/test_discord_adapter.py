@@ -8,7 +8,7 @@ import copy
 import json
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import discord
@@ -26,8 +26,8 @@ from fakediscord._models import iter_components
 
 from adapters.discord import DiscordAdapter
 from safebot.conversation import Engine
-from safebot.model import PersonId
-from safebot.settings import OutboxSettings, Settings
+from safebot.model import CommunityId, PersonId
+from safebot.settings import EscalationSettings, OutboxSettings, Settings
 from safebot.store import open_store
 from safebot.store.base import Store
 
@@ -172,6 +172,10 @@ async def report_by_dm(
     return found.group(0)
 
 
+def community_of_guild(world: World) -> CommunityId:
+    return CommunityId("discord", str(world.guild.id))
+
+
 def roles_of(mentions: dict[str, Any]) -> list[str]:
     return [str(r) for r in mentions.get("roles", [])]
 
@@ -253,6 +257,26 @@ async def test_an_urgent_report_says_so_in_the_alert(world: World, bot: DiscordA
     assert embed["title"] == f"URGENT safety report {reference}"
     [why] = [f for f in embed["fields"] if f["name"] == "Why urgent"]
     assert "crisis" in why["value"] and "deadline" in why["value"]
+
+
+async def test_an_unacknowledged_alert_gets_a_reminder_reply_with_a_fresh_ping(
+    world: World, engine: Engine, store: Store, settings: Settings
+) -> None:
+    soon = EscalationSettings(after_minutes=0.02, urgent_after_minutes=0.02, again_minutes=600)
+    adapter = make_adapter(engine, store, replace(settings, escalation=soon))
+    async with running(world, adapter):
+        await setup_server(world)
+        reference = await report_by_dm(world, offender="someone", details="x", evidence="skip")
+        alert = await world.fake.wait_for_message(channel_id=world.safety)
+        reminder = await world.fake.wait_for_message(
+            channel_id=world.safety, predicate=lambda m: "Reminder" in (m.content or ""), timeout=8
+        )
+    assert reminder["message_reference"]["message_id"] == str(alert.id)
+    assert reminder.content.startswith(f"<@&{world.mod_role.id}>")
+    assert reference in reminder.content
+    assert roles_of(reminder.allowed_mentions) == [str(world.mod_role.id)]
+    log = await store.audit_log(reference)
+    assert [e.action for e in log].count("escalate") == 1
 
 
 async def test_typed_replies_work_too(world: World, bot: DiscordAdapter) -> None:
@@ -404,6 +428,14 @@ async def test_status_shows_permissions_and_backlog(world: World, bot: DiscordAd
     inter = await world.fake.slash(world.mod, "safety", guild=world.guild, subcommand="status")
     text = await reply_text(inter)
     assert "safety" in text and "waiting to be delivered: 0" in text
+    assert "acknowledged yet: 0" in text
+    reference = await report_by_dm(world, offender="someone", details="x", evidence="skip")
+    await world.fake.wait_for_message(channel_id=world.safety)
+    inter = await world.fake.slash(world.mod, "safety", guild=world.guild, subcommand="status")
+    assert "acknowledged yet: 1" in await reply_text(inter)
+    await bot.bot.moderator_action(community_of_guild(world), reference, "ack", "mod")
+    inter = await world.fake.slash(world.mod, "safety", guild=world.guild, subcommand="status")
+    assert "acknowledged yet: 0" in await reply_text(inter)
     refused = await world.fake.slash(world.alice, "safety", guild=world.guild, subcommand="status")
     assert "Only this server's moderators" in await reply_text(refused)
 

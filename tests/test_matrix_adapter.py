@@ -18,7 +18,7 @@ from nio.exceptions import EncryptionError
 from adapters.matrix import MatrixAdapter
 from safebot.conversation import Engine
 from safebot.model import PersonId
-from safebot.settings import OutboxSettings, Settings
+from safebot.settings import EscalationSettings, OutboxSettings, Settings
 from safebot.store import open_store
 from safebot.store.base import Store
 
@@ -268,6 +268,37 @@ async def test_a_reported_moderator_is_not_mentioned_and_the_others_are_warned(
     # A deadline made it urgent: the title says so, and why.
     assert f"URGENT safety report {reference}" in alert.body
     assert "mentioned a deadline" in alert.body
+
+
+async def test_an_unacknowledged_alert_gets_a_reminder_in_its_thread(
+    matrix: MatrixHarness, engine: Engine, store: Store, tmp_path: Path
+) -> None:
+    settings = Settings(
+        database_url=str(tmp_path / "bot.db"),
+        outbox=OutboxSettings(max_attempts=30, base_delay=0.2, max_delay=1.0),
+        escalation=EscalationSettings(after_minutes=0.05, urgent_after_minutes=0.05),
+    )
+    bot = Bot(matrix, engine, store, settings, tmp_path)
+    await bot.start()
+    try:
+        alice, dm = await person(matrix, bot, "alice")
+        mallory = await matrix.runner(matrix.user("mallory"), auto_join=True)
+        owner, _community, mods = await community_with_mods(
+            matrix, bot, [alice, mallory], moderators=(mallory,)
+        )
+        reference = await walk_report(alice, dm, bot, mallory.user_id, "x", "skip")
+        alert = await from_bot(
+            owner, mods, bot, lambda body: reference in body and "URGENT" not in body
+        )
+        reminder = await from_bot(owner, mods, bot, lambda body: "Reminder" in body)
+    finally:
+        await bot.stop()
+    content = reminder.source["content"]
+    assert reference in reminder.body
+    assert content["m.relates_to"]["event_id"] == alert.event_id  # in the alert's thread
+    # A fresh ping of the moderators, never of the reported one.
+    assert content["m.mentions"] == {"user_ids": [owner.user_id]}
+    assert "is one of this community's moderators" in reminder.body
 
 
 async def test_non_moderators_are_refused(matrix: MatrixHarness, bot: Bot) -> None:

@@ -500,6 +500,8 @@ async def test_backlog(store: Store) -> None:
             item("g-parked", created_at=5.0),
             item("g-done", created_at=1.0),
             item("r1", created_at=10.0, community=ROOM),
+            # A reminder waits on purpose (until its time): not an alert waiting.
+            item("g-remind", created_at=2.0, kind=OutboxKind.ESCALATION, next_try=2000.0),
         ]
     )
     await store.mark_parked("g-parked", 3, "err")

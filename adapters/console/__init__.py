@@ -84,6 +84,12 @@ class ConsolePlatform:
             status = f"{alert.status} {clean(alert.handled_by or '')}".strip()
             self.box([f"{alert.reference}: {status}"])
 
+    async def remind_alert(
+        self, config: CommunityConfig, alert: Alert, key: str, level: int
+    ) -> None:
+        if self._once(key):
+            self.box([f"@{self.settings.console.moderator} {clean(alert.warning or '')}"])
+
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         if self._once(key):
             print(f"\nSafeBot: {render(message)}\n", file=self.out, flush=True)

@@ -569,6 +569,7 @@ class DiscordAdapter:
                 locale,
                 waiting=str(backlog.waiting),
                 parked=str(backlog.parked),
+                unacknowledged=str(await self.bot.unacknowledged(config.community)),
             )
         )
         await self._private(interaction, "\n".join(lines))
@@ -850,6 +851,32 @@ class DiscordAdapter:
             else:
                 status = f"{alert.reference}: {alert.status}"
                 await channel.send(status, allowed_mentions=NO_MENTIONS, nonce=alert_nonce(key))
+        except discord.HTTPException as exc:
+            raise DeliveryError(f"discord error {exc.status}") from None
+
+    async def remind_alert(
+        self, config: CommunityConfig, alert: Alert, key: str, level: int
+    ) -> None:
+        """A reply to the alert that pings the moderator role again (never a role the
+        reported member holds: then nobody, as for the alert itself)."""
+        channel = await self._channel(config)
+        reminder = alert.warning or alert.reference
+        role, checked = await self._alert_ping(config, alert)
+        text = self._ping(config, role) + reminder
+        if checked.warning != alert.warning:
+            text += f"\n{checked.warning}"
+        original = await self._find_alert(channel, alert.key)
+        try:
+            await channel.send(
+                text[:2000],
+                allowed_mentions=self._mentions(config, role),
+                reference=original.to_reference(fail_if_not_exists=False) if original else None,  # type: ignore[arg-type]
+                nonce=alert_nonce(key),
+            )
+        except discord.Forbidden:
+            raise DeliveryError("missing permission in the moderator channel") from None
+        except discord.NotFound:
+            raise DeliveryError("moderator channel not found") from None
         except discord.HTTPException as exc:
             raise DeliveryError(f"discord error {exc.status}") from None
 

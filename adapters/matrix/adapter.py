@@ -63,6 +63,7 @@ from adapters.matrix.render import (
     alert_content,
     message_content,
     notice,
+    reminder_content,
     status_content,
 )
 from adapters.matrix.session import (
@@ -771,6 +772,7 @@ class MatrixAdapter:
                         room=config.name,
                         waiting=str(backlog.waiting),
                         parked=str(backlog.parked),
+                        unacknowledged=str(await self.bot.unacknowledged(config.community)),
                     )
                 )
             )
@@ -946,6 +948,21 @@ class MatrixAdapter:
             return
         root = await self._find_alert(config.destination, alert.key, _THREAD_ROOT_PAGES)
         await self._send(config.destination, status_content(alert, root), txn=_txn(key))
+
+    async def remind_alert(
+        self, config: CommunityConfig, alert: Alert, key: str, level: int
+    ) -> None:
+        if self.client is None or config.destination not in self.client.rooms:
+            raise DeliveryError("the bot is not in the moderator room")
+        reminder = alert.warning
+        alert, moderators = self._without_offender(
+            alert, await self._moderators(config), config.locale
+        )
+        if alert.warning != reminder:  # the reported person is a moderator: say so again
+            alert = replace(alert, warning=f"{reminder} {alert.warning}")
+        root = await self._find_alert(config.destination, alert.key, _THREAD_ROOT_PAGES)
+        content = reminder_content(alert, moderators, root)
+        await self._send(config.destination, content, txn=_txn(key))
 
     async def _replace_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         """Take a forgotten reporter's name off their alert. An ``m.replace`` edit would not:

@@ -120,6 +120,27 @@ def alert_content(alert: Alert, moderators: list[str], hint: str, key: str) -> d
     }
 
 
+def reminder_content(
+    alert: Alert, moderators: list[str], thread_root: str | None
+) -> dict[str, Any]:
+    """A reminder in the alert's thread that pings the moderators again (m.text, so the
+    mentions notify). ``alert.warning`` is the reminder's text (ours, trusted)."""
+    text = alert.warning or alert.reference
+    pills = " ".join(
+        f'<a href="https://matrix.to/#/{html.escape(m, quote=True)}">{html.escape(m)}</a>'
+        for m in moderators
+    )
+    content: dict[str, Any] = {
+        "msgtype": "m.text",
+        "body": " ".join([*moderators, text]),
+        "format": HTML_FORMAT,
+        "formatted_body": (f"{pills} " if pills else "") + html.escape(text),
+        "m.mentions": {"user_ids": sorted(moderators)},
+        REFERENCE_KEY: alert.reference,
+    }
+    return in_thread(content, thread_root)
+
+
 def status_content(alert: Alert, thread_root: str | None) -> dict[str, Any]:
     """A short update in the alert's thread (or a plain line if the alert is not found)."""
     status = f"{alert.reference}: {alert.status}" + (

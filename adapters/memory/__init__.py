@@ -30,7 +30,7 @@ PLATFORM = "memory"
 class Sent:
     """One delivery as the platform received it."""
 
-    kind: str  # "alert" | "update" | "private"
+    kind: str  # "alert" | "update" | "reminder" | "private"
     key: str
     to: str  # destination id or person key
     alert: Alert | None = None
@@ -67,6 +67,12 @@ class MemoryPlatform:
             if s.kind == "alert" and s.alert and destination in (None, s.to)
         ]
 
+    def reminders(self, destination: str | None = None) -> list[Sent]:
+        """Reminders posted under unacknowledged alerts (``alert.warning`` is their text)."""
+        return [
+            s for s in self.seen.values() if s.kind == "reminder" and destination in (None, s.to)
+        ]
+
     def private(self, person: PersonId) -> list[Message]:
         return [
             s.message
@@ -99,6 +105,12 @@ class MemoryPlatform:
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         self._gate(config.destination)
         self._record(Sent("update", key, config.destination, alert=alert))
+
+    async def remind_alert(
+        self, config: CommunityConfig, alert: Alert, key: str, level: int
+    ) -> None:
+        self._gate(config.destination)
+        self._record(Sent("reminder", key, config.destination, alert=alert))
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         self._gate(person.key)

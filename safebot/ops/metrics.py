@@ -31,6 +31,7 @@ class Metrics:
         self.disconnects = 0
         self.messages_handled = 0
         self.reports_filed = 0
+        self.escalations = 0
         self.errors = dict.fromkeys(ERROR_KINDS, 0)
         self.delivered = dict.fromkeys(DELIVERY_KINDS, 0)
         self._latency_buckets = {kind: [0] * len(LATENCY_BUCKETS) for kind in DELIVERY_KINDS}
@@ -55,6 +56,10 @@ class Metrics:
 
     def report_filed(self) -> None:
         self.reports_filed += 1
+
+    def escalated(self) -> None:
+        """An alert nobody had acknowledged was posted again with a fresh ping."""
+        self.escalations += 1
 
     def error(self, kind: str) -> None:
         if kind not in self.errors:
@@ -141,6 +146,12 @@ def render(metrics: Metrics, backlog: Backlog | None, now: float) -> str:
         "counter",
         "Reports stored for moderators.",
         [f"safebot_reports_filed_total {metrics.reports_filed}"],
+    )
+    lines += _family(
+        "safebot_escalations_total",
+        "counter",
+        "Reminders posted under alerts nobody had acknowledged in time.",
+        [f"safebot_escalations_total {metrics.escalations}"],
     )
     latency: list[str] = []
     for kind in DELIVERY_KINDS:

@@ -164,7 +164,9 @@ class MemoryStore:
         undelivered = [
             i
             for i in self._outbox.values()
-            if i.delivered_at is None and (community is None or i.community == community)
+            if i.delivered_at is None
+            and i.kind is not OutboxKind.ESCALATION  # reminders wait on purpose
+            and (community is None or i.community == community)
         ]
         waiting = [i.created_at for i in undelivered if not i.parked]
         return Backlog(

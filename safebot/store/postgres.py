@@ -426,7 +426,8 @@ class PostgresStore:
     async def backlog(self, community: CommunityId | None = None) -> Backlog:
         sql = (
             "SELECT COUNT(*) FILTER (WHERE NOT parked), COUNT(*) FILTER (WHERE parked), "
-            "MIN(created_at) FILTER (WHERE NOT parked) FROM outbox WHERE delivered_at IS NULL"
+            "MIN(created_at) FILTER (WHERE NOT parked) FROM outbox WHERE delivered_at IS NULL "
+            f"AND kind <> '{OutboxKind.ESCALATION.value}'"  # reminders wait on purpose
         )
         params: tuple[str, ...] = ()
         if community is not None:

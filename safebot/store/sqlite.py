@@ -405,7 +405,8 @@ class SqliteStore:
     async def backlog(self, community: CommunityId | None = None) -> Backlog:
         sql = (
             "SELECT COUNT(*) FILTER (WHERE parked = 0), COUNT(*) FILTER (WHERE parked <> 0), "
-            "MIN(created_at) FILTER (WHERE parked = 0) FROM outbox WHERE delivered_at IS NULL"
+            "MIN(created_at) FILTER (WHERE parked = 0) FROM outbox WHERE delivered_at IS NULL "
+            f"AND kind <> '{OutboxKind.ESCALATION.value}'"  # reminders wait on purpose
         )
         params: tuple[str, ...] = ()
         if community is not None:
