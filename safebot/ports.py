@@ -46,13 +46,13 @@ class PlatformPort(Protocol):
         identifies this update."""
         ...
 
-    async def remind_alert(
-        self, config: CommunityConfig, alert: Alert, key: str, level: int
+    async def reply_to_alert(
+        self, config: CommunityConfig, alert: Alert, message: Message, key: str, *, ping: bool
     ) -> None:
-        """Post a reminder about ``alert`` (nobody has acknowledged it), as a reply to it where
-        the platform can, with a fresh ping of the moderators (never of the reported person).
-        ``alert.warning`` holds the reminder's text; ``level`` counts reminders (1, 2).
-        Idempotent per ``key``, like the other deliveries."""
+        """Post ``message`` under ``alert``: as a reply to it, or in its thread, where the
+        platform can. A reminder that nobody has acknowledged it pings the moderators again
+        (``ping``; never the reported person); a note from the reporter does not. Untrusted
+        spans are shown inert. Idempotent per ``key``, like the other deliveries."""
         ...
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:

@@ -38,7 +38,7 @@ from safebot.events import (
 )
 from safebot.flows import Flow, load_flow
 from safebot.limits import SlidingWindow
-from safebot.messages import Message, plain_text
+from safebot.messages import Message
 from safebot.model import (
     REMOVE_NAME,
     AuditEntry,
@@ -461,14 +461,13 @@ class SafeBot:
         if item.kind is OutboxKind.ALERT:
             await self.port.send_alert(config, alert)
         elif item.kind is OutboxKind.ESCALATION:
-            level = int(item.payload.get("level", 1))
             waited = max(1, round((self.clock() - report.created_at) / 60.0))
-            note = plain_text(
+            reminder = Message(
                 self.content.spans(
                     config.locale, "alert.reminder", reference=report.reference, minutes=str(waited)
                 )
             )
-            await self.port.remind_alert(config, replace(alert, warning=note), item.key, level)
+            await self.port.reply_to_alert(config, alert, reminder, item.key, ping=True)
             await self.store.audit(
                 AuditEntry(self.clock(), "safebot", "escalate", report.reference, config.community)
             )

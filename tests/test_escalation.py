@@ -37,7 +37,8 @@ async def test_an_unacknowledged_alert_is_posted_again_twice(bot: MemoryBot, clo
     assert await bot.deliver() == 1
     [first] = bot.platform.reminders("mods")
     assert first.alert is not None and first.alert.reference == reference
-    assert reference in (first.alert.warning or "") and "15 minutes" in (first.alert.warning or "")
+    assert first.message is not None
+    assert reference in first.message.text and "15 minutes" in first.message.text
     clock.advance(30 * MINUTE)
     assert await bot.deliver() == 1
     assert len(bot.platform.reminders()) == 2

@@ -84,11 +84,12 @@ class ConsolePlatform:
             status = f"{alert.status} {clean(alert.handled_by or '')}".strip()
             self.box([f"{alert.reference}: {status}"])
 
-    async def remind_alert(
-        self, config: CommunityConfig, alert: Alert, key: str, level: int
+    async def reply_to_alert(
+        self, config: CommunityConfig, alert: Alert, message: Message, key: str, *, ping: bool
     ) -> None:
         if self._once(key):
-            self.box([f"@{self.settings.console.moderator} {clean(alert.warning or '')}"])
+            who = f"@{self.settings.console.moderator} " if ping else ""
+            self.box([f"{who}{render(message)}"])
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         if self._once(key):

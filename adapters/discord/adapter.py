@@ -854,17 +854,19 @@ class DiscordAdapter:
         except discord.HTTPException as exc:
             raise DeliveryError(f"discord error {exc.status}") from None
 
-    async def remind_alert(
-        self, config: CommunityConfig, alert: Alert, key: str, level: int
+    async def reply_to_alert(
+        self, config: CommunityConfig, alert: Alert, message: Message, key: str, *, ping: bool
     ) -> None:
-        """A reply to the alert that pings the moderator role again (never a role the
-        reported member holds: then nobody, as for the alert itself)."""
+        """A reply to the alert; with ``ping``, the moderator role is pinged again (never a
+        role the reported member holds: then nobody, as for the alert itself)."""
         channel = await self._channel(config)
-        reminder = alert.warning or alert.reference
-        role, checked = await self._alert_ping(config, alert)
-        text = self._ping(config, role) + reminder
-        if checked.warning != alert.warning:
-            text += f"\n{checked.warning}"
+        role: str | None = None
+        text = text_of(message.spans)
+        if ping:
+            role, checked = await self._alert_ping(config, alert)
+            text = self._ping(config, role) + text
+            if checked.warning:
+                text += f"\n{checked.warning}"
         original = await self._find_alert(channel, alert.key)
         try:
             await channel.send(

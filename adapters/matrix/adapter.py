@@ -61,9 +61,9 @@ from adapters.matrix.render import (
     REACTIONS,
     REFERENCE_KEY,
     alert_content,
+    alert_reply_content,
     message_content,
     notice,
-    reminder_content,
     status_content,
 )
 from adapters.matrix.session import (
@@ -76,7 +76,7 @@ from adapters.matrix.session import (
 from adapters.matrix.threads import alert_key, in_thread
 from safebot.conversation import Engine, is_reference
 from safebot.events import CommandInvoked, Event, TextReceived
-from safebot.messages import Message, plain_text
+from safebot.messages import Message, Span, plain_text
 from safebot.model import Community, CommunityConfig, CommunityId, PersonId
 from safebot.moderation import Alert
 from safebot.ports import DeliveryError
@@ -949,19 +949,20 @@ class MatrixAdapter:
         root = await self._find_alert(config.destination, alert.key, _THREAD_ROOT_PAGES)
         await self._send(config.destination, status_content(alert, root), txn=_txn(key))
 
-    async def remind_alert(
-        self, config: CommunityConfig, alert: Alert, key: str, level: int
+    async def reply_to_alert(
+        self, config: CommunityConfig, alert: Alert, message: Message, key: str, *, ping: bool
     ) -> None:
         if self.client is None or config.destination not in self.client.rooms:
             raise DeliveryError("the bot is not in the moderator room")
-        reminder = alert.warning
-        alert, moderators = self._without_offender(
-            alert, await self._moderators(config), config.locale
-        )
-        if alert.warning != reminder:  # the reported person is a moderator: say so again
-            alert = replace(alert, warning=f"{reminder} {alert.warning}")
+        moderators: list[str] = []
+        if ping:
+            checked, moderators = self._without_offender(
+                alert, await self._moderators(config), config.locale
+            )
+            if checked.warning:  # the reported person is a moderator: say so again
+                message = Message((*message.spans, Span(f" {checked.warning}")))
         root = await self._find_alert(config.destination, alert.key, _THREAD_ROOT_PAGES)
-        content = reminder_content(alert, moderators, root)
+        content = alert_reply_content(message, moderators, root, alert.reference)
         await self._send(config.destination, content, txn=_txn(key))
 
     async def _replace_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:

@@ -120,23 +120,22 @@ def alert_content(alert: Alert, moderators: list[str], hint: str, key: str) -> d
     }
 
 
-def reminder_content(
-    alert: Alert, moderators: list[str], thread_root: str | None
+def alert_reply_content(
+    message: Message, moderators: list[str], thread_root: str | None, reference: str
 ) -> dict[str, Any]:
-    """A reminder in the alert's thread that pings the moderators again (m.text, so the
-    mentions notify). ``alert.warning`` is the reminder's text (ours, trusted)."""
-    text = alert.warning or alert.reference
+    """A message in an alert's thread, mentioning ``moderators`` (a reminder; m.text, so the
+    mentions notify) or nobody (a note; m.notice). Untrusted spans are shown inert."""
     pills = " ".join(
         f'<a href="https://matrix.to/#/{html.escape(m, quote=True)}">{html.escape(m)}</a>'
         for m in moderators
     )
     content: dict[str, Any] = {
-        "msgtype": "m.text",
-        "body": " ".join([*moderators, text]),
+        "msgtype": "m.text" if moderators else "m.notice",
+        "body": " ".join([*moderators, plain(message.spans)]),
         "format": HTML_FORMAT,
-        "formatted_body": (f"{pills} " if pills else "") + html.escape(text),
+        "formatted_body": (f"{pills} " if pills else "") + formatted(message.spans),
         "m.mentions": {"user_ids": sorted(moderators)},
-        REFERENCE_KEY: alert.reference,
+        REFERENCE_KEY: reference,
     }
     return in_thread(content, thread_root)
 

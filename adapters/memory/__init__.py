@@ -30,7 +30,7 @@ PLATFORM = "memory"
 class Sent:
     """One delivery as the platform received it."""
 
-    kind: str  # "alert" | "update" | "reminder" | "private"
+    kind: str  # "alert" | "update" | "reminder" | "reply" | "private"
     key: str
     to: str  # destination id or person key
     alert: Alert | None = None
@@ -68,10 +68,14 @@ class MemoryPlatform:
         ]
 
     def reminders(self, destination: str | None = None) -> list[Sent]:
-        """Reminders posted under unacknowledged alerts (``alert.warning`` is their text)."""
+        """Reminders (with a ping) posted under unacknowledged alerts."""
         return [
             s for s in self.seen.values() if s.kind == "reminder" and destination in (None, s.to)
         ]
+
+    def replies(self, destination: str | None = None) -> list[Sent]:
+        """Messages posted under alerts without a ping (notes from the reporter)."""
+        return [s for s in self.seen.values() if s.kind == "reply" and destination in (None, s.to)]
 
     def private(self, person: PersonId) -> list[Message]:
         return [
@@ -106,11 +110,12 @@ class MemoryPlatform:
         self._gate(config.destination)
         self._record(Sent("update", key, config.destination, alert=alert))
 
-    async def remind_alert(
-        self, config: CommunityConfig, alert: Alert, key: str, level: int
+    async def reply_to_alert(
+        self, config: CommunityConfig, alert: Alert, message: Message, key: str, *, ping: bool
     ) -> None:
         self._gate(config.destination)
-        self._record(Sent("reminder", key, config.destination, alert=alert))
+        kind = "reminder" if ping else "reply"
+        self._record(Sent(kind, key, config.destination, alert=alert, message=message))
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         self._gate(person.key)
