@@ -17,7 +17,9 @@ from safebot.events import (
     CommandInvoked,
     CommunitiesListed,
     Event,
+    NoteAdded,
     ReportRefused,
+    ReportsListed,
     ReportSubmitted,
     TextReceived,
 )
@@ -28,10 +30,12 @@ from safebot.recognise import Recogniser, Recognition
 from safebot.render import evidence_links, generated
 
 __all__ = [
+    "AddNote",
     "Effect",
     "Engine",
     "ForgetPerson",
     "ListCommunities",
+    "ListReports",
     "Outcome",
     "Policy",
     "Reply",
@@ -67,7 +71,24 @@ class ForgetPerson:
     """Delete the person's state and unlink them from their reports."""
 
 
-Effect = Reply | ListCommunities | SubmitReport | ForgetPerson
+@dataclass(frozen=True, slots=True)
+class ListReports:
+    """Ask for the person's own reports; answered with ReportsListed."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddNote:
+    """Send ``text`` to the moderators under the person's open report ``reference``;
+    answered with NoteAdded."""
+
+    reference: str
+    text: str
+    key: str
+    """The delivery's idempotency key, from the step's token: a message handled again after a
+    crash queues the same note, not a second one."""
+
+
+Effect = Reply | ListCommunities | SubmitReport | ForgetPerson | ListReports | AddNote
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +113,8 @@ _NUMBER = re.compile(r"^\s*#?(\d{1,3})[.)]?\s*$")
 # Actions a stale button (from an earlier step) may never trigger.
 _FRESH_ONLY = frozenset({"submit", "forget", "step_next", "step_back", "skip", "cancel_report"})
 _SHORT_WORDS = 3
+_MAX_LISTED = 10
+"""Reports "my reports" shows at most (the newest)."""
 _KEPT_VARS = frozenset({"platform", "device", "urgent.crisis", "urgent.deadline"})
 """Session variables a cancelled report keeps: the walkthrough's app and device, and whether
 the person used crisis words or named a deadline (a report they start again is still urgent)."""
@@ -128,6 +151,12 @@ class _Turn:
 
     token: str
     effects: list[Effect] = field(default_factory=list)
+
+
+def open_references(session: Session) -> list[str]:
+    """The references of the person's listed reports that are still open (may take a note)."""
+    rows = [line.split("\t") for line in session.vars.get("mine", "").splitlines()]
+    return [row[0] for row in rows if len(row) == 4 and row[2] == "1"]
 
 
 class Engine:
@@ -192,6 +221,12 @@ class Engine:
             session = self._on_command(session, event, turn)
         elif isinstance(event, CommunitiesListed):
             session = self._on_communities(session, event, turn)
+        elif isinstance(event, ReportsListed):
+            session = self._on_reports(session, event, turn)
+        elif isinstance(event, NoteAdded):
+            key = "mine.note_sent" if event.ok else "mine.note_refused"
+            turn.effects.append(self._say(session, key, reference=event.reference))
+            session = self._enter(session, self.flow.start, turn)
         elif isinstance(event, ReportSubmitted):
             session = self._on_submitted(session, event, turn)
         elif isinstance(event, ReportRefused):
@@ -326,6 +361,20 @@ class Engine:
         turn.effects.append(Reply(self.render(session, node)))
         return session
 
+    def _on_reports(self, session: Session, event: ReportsListed, turn: _Turn) -> Session:
+        """The person's own reports: listed, and the open ones offered for a note. Only
+        references, communities and statuses are kept (in vars), to render and pick from."""
+        node = self.flow.node(session.node)
+        if not event.reports:
+            return self._enter(session, node.empty or self.flow.start, turn)
+        listed = "\n".join(
+            f"{r.reference}\t{r.status}\t{int(r.open)}\t{clean_text(r.community_name)}"
+            for r in event.reports[:_MAX_LISTED]
+        )
+        session = replace(session, vars={**session.vars, "mine": listed})
+        turn.effects.append(Reply(self.render(session, node)))
+        return session
+
     def _on_submitted(self, session: Session, event: ReportSubmitted, turn: _Turn) -> Session:
         review = next((n for n in self.flow.nodes.values() if n.review), None)
         node = self.flow.node(review.next if review and review.next else self.flow.start)
@@ -349,6 +398,14 @@ class Engine:
         out: list[Choice] = []
         if node.pick == "community":
             out += [Choice(f"community.{i}", c.name) for i, c in enumerate(session.offered)]
+        elif node.pick == "report":
+            out += [
+                Choice(
+                    f"report.{ref}",
+                    self.content.text(loc, "mine.add_note").replace("{reference}", ref),
+                )
+                for ref in open_references(session)
+            ]
         elif node.pick == "region":
             out += [
                 Choice(f"region.{r.id}", self.content.text(loc, r.label))
@@ -408,7 +465,7 @@ class Engine:
         prefix, _, rest = choice.id.partition(".")
         if (
             node.pick
-            and prefix in ("community", "region", "locale")
+            and prefix in ("community", "region", "locale", "report")
             and choice.id not in (self.flow.choices)
         ):
             return self._apply_pick(session, node, prefix, rest, turn)
@@ -441,6 +498,10 @@ class Engine:
             picked = session.offered[int(value)]
             draft = replace(session.draft, community=picked.id, community_name=picked.name)
             session = self._community_region(replace(session, draft=draft), picked)
+        elif kind == "report":
+            if value not in open_references(session):
+                return self._enter(session, self.flow.start, turn)
+            session = replace(session, vars={**session.vars, "note_for": value})
         elif kind == "region":
             session = replace(session, region=value, region_chosen=True)
         else:
@@ -471,6 +532,15 @@ class Engine:
     def _capture(self, session: Session, node: Node, text: str, turn: _Turn) -> Session:
         draft = session.draft
         loc = session.locale
+        if node.input == "note":
+            reference = session.vars.get("note_for")
+            if reference is None:
+                return self._enter(session, self.flow.start, turn)
+            note = text[: self.policy.max_details_chars]
+            key = f"note:{reference}:{turn.token}"
+            turn.effects.append(AddNote(reference=reference, text=note, key=key))
+            variables = {k: v for k, v in session.vars.items() if k != "note_for"}
+            return replace(session, vars=variables)
         if node.input == "offender":
             value = text[: self.policy.max_offender_chars]
             draft = replace(draft, offender=value)
@@ -542,6 +612,9 @@ class Engine:
                 return self._enter(session, node.next or self.flow.start, turn)
             turn.effects.append(ListCommunities())
             return session
+        if node.pick == "report":
+            turn.effects.append(ListReports())
+            return session
         turn.effects.append(Reply(self.render(session, node)))
         return session
 
@@ -584,8 +657,8 @@ class Engine:
     def render_current(self, session: Session) -> Message:
         return self.render(session, self.flow.node(session.node))
 
-    def _say(self, session: Session, text_id: str) -> Reply:
-        return Reply(Message(self.content.spans(session.locale, text_id)))
+    def _say(self, session: Session, text_id: str, **values: str) -> Reply:
+        return Reply(Message(self.content.spans(session.locale, text_id, **values)))
 
     def _crisis_reply(self, session: Session, with_choices: bool = False) -> Reply:
         spans = generated("@crisis", self.content, session)

@@ -11,8 +11,11 @@ __all__ = [
     "CommandInvoked",
     "CommunitiesListed",
     "Event",
+    "NoteAdded",
     "ReportRefused",
     "ReportSubmitted",
+    "ReportSummary",
+    "ReportsListed",
     "TextReceived",
 ]
 
@@ -60,6 +63,33 @@ class CommunitiesListed:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportSummary:
+    """One of the person's own reports, as "my reports" lists it."""
+
+    reference: str
+    community_name: str
+    status: str  # ReportStatus value
+    open: bool  # not resolved: a note can still be added
+
+
+@dataclass(frozen=True, slots=True)
+class ReportsListed:
+    """The service's answer to a ListReports effect: the person's own reports, newest first."""
+
+    person: PersonId
+    reports: tuple[ReportSummary, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NoteAdded:
+    """The service's answer to an AddNote effect: whether the note is on its way."""
+
+    person: PersonId
+    reference: str
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ReportSubmitted:
     """The service stored the report (and queued its alert) under ``reference``."""
 
@@ -80,6 +110,8 @@ Event = (
     | ChoiceSelected
     | CommandInvoked
     | CommunitiesListed
+    | ReportsListed
+    | NoteAdded
     | ReportSubmitted
     | ReportRefused
 )

@@ -18,7 +18,7 @@ from safebot.content import ContentError, content_root
 __all__ = ["ACTIONS", "ChoiceDef", "Flow", "Node", "load_flow", "parse_flow"]
 
 ACTIONS = frozenset({"submit", "forget", "cancel_report", "step_next", "step_back", "skip"})
-PICKS = frozenset({"community", "region", "locale"})
+PICKS = frozenset({"community", "region", "locale", "report"})
 SETTABLE = {
     "platform": None,  # checked against content platforms
     "device": None,
@@ -28,8 +28,11 @@ SETTABLE = {
 }
 DRAFT_FIELDS = frozenset({"offender", "details", "evidence"})
 GENERATED = frozenset(
-    {"@crisis", "@resources", "@takedown", "@outside_help", "@review", "@platform_report"}
+    {"@crisis", "@resources", "@takedown", "@outside_help", "@review", "@platform_report", "@mine"}
 )
+INPUTS = DRAFT_FIELDS | {"note"}
+"""What an input node may ask for: a report field, or a note to add to one of the person's
+open reports."""
 # Actions that need a node of a certain kind to make sense.
 _ACTION_NEEDS = {"submit": "review", "step_next": "steps", "step_back": "steps", "skip": "input"}
 
@@ -183,7 +186,7 @@ def validate(flow: Flow) -> list[str]:
         kinds = [k for k in (node.input, node.pick, node.steps, node.review or None) if k]
         if len(kinds) > 1:
             problems.append(f"{where}: a node has at most one kind")
-        if node.input is not None and node.input not in DRAFT_FIELDS:
+        if node.input is not None and node.input not in INPUTS:
             problems.append(f"{where}: unknown input field {node.input!r}")
         if node.pick is not None and node.pick not in PICKS:
             problems.append(f"{where}: unknown pick {node.pick!r}")
@@ -191,8 +194,8 @@ def validate(flow: Flow) -> list[str]:
             if node.next is None:
                 problems.append(f"{where}: a {node.kind} node needs `next`")
             target(where, node.next)
-        if node.pick == "community" and node.empty is None:
-            problems.append(f"{where}: a community pick needs `empty`")
+        if node.pick in ("community", "report") and node.empty is None:
+            problems.append(f"{where}: a {node.pick} pick needs `empty`")
         target(where, node.empty)
         for text in node.say:
             if text.startswith("@") and text not in GENERATED:

@@ -102,6 +102,7 @@ class OutboxKind(StrEnum):
     STATUS = "status"  # a status update sent privately to the reporter
     ALERT_UPDATE = "alert_update"  # the moderator alert edited/replied to after an action
     ESCALATION = "escalation"  # a reminder under an alert nobody has acknowledged yet
+    NOTE = "note"  # a follow-up note from the reporter, posted under the alert
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,6 +159,28 @@ def _review(content: Content, session: Session) -> tuple[Span, ...]:
     return _join(lines)
 
 
+def _mine(content: Content, session: Session) -> tuple[Span, ...]:
+    """The person's own reports: reference, community, status (listed in ``vars["mine"]``)."""
+    loc = session.locale
+    spans: list[Span] = []
+    for line in session.vars.get("mine", "").splitlines():
+        parts = line.split("\t")
+        if len(parts) != 4:
+            continue
+        reference, status, _open, community = parts
+        state = (
+            content.text(loc, f"mine.status.{status}")
+            if content.has(f"mine.status.{status}")
+            else status
+        )
+        spans += [
+            Span(f"{chr(10) if spans else ''}• **{reference}**, "),
+            Span(community, untrusted=True),
+            Span(f": {state}"),
+        ]
+    return tuple(spans)
+
+
 _BUILDERS = {
     "@crisis": _crisis,
     "@resources": _resources,
@@ -166,6 +188,7 @@ _BUILDERS = {
     "@outside_help": _outside_help,
     "@platform_report": _platform_report,
     "@review": _review,
+    "@mine": _mine,
 }
 
 

@@ -19,9 +19,11 @@ from dataclasses import dataclass, replace
 
 from safebot.content import Content
 from safebot.conversation import (
+    AddNote,
     Engine,
     ForgetPerson,
     ListCommunities,
+    ListReports,
     Policy,
     Reply,
     SubmitReport,
@@ -32,13 +34,16 @@ from safebot.events import (
     CommandInvoked,
     CommunitiesListed,
     Event,
+    NoteAdded,
     ReportRefused,
+    ReportsListed,
     ReportSubmitted,
+    ReportSummary,
     TextReceived,
 )
 from safebot.flows import Flow, load_flow
 from safebot.limits import SlidingWindow
-from safebot.messages import Message
+from safebot.messages import Message, Span
 from safebot.model import (
     REMOVE_NAME,
     AuditEntry,
@@ -61,6 +66,9 @@ from safebot.settings import Settings, SettingsError
 from safebot.store.base import DuplicateReference, Store, VersionConflict
 
 __all__ = ["ModeratorReply", "SafeBot", "build_engine"]
+
+_MY_REPORTS = 10
+"""Reports "my reports" lists at most (the newest)."""
 
 log = logging.getLogger(__name__)
 _DAY = 86400.0
@@ -226,6 +234,11 @@ class SafeBot:
                     replies.append(effect.message)
                 elif isinstance(effect, ListCommunities):
                     pending.append(CommunitiesListed(person, await self.reportable(person)))
+                elif isinstance(effect, ListReports):
+                    pending.append(ReportsListed(person, await self._my_reports(person)))
+                elif isinstance(effect, AddNote):
+                    pending.append(await self._add_note(person, effect))
+                    acted = True
                 elif isinstance(effect, SubmitReport):
                     pending.append(await self._submit(person, effect))
                     acted = True
@@ -394,6 +407,37 @@ class SafeBot:
         await self.store.audit(AuditEntry(self.clock(), actor, "configure", None, config.community))
         self._outbox_wake.set()
 
+    async def _my_reports(self, person: PersonId) -> tuple[ReportSummary, ...]:
+        reports = await self.store.reports_of(person, _MY_REPORTS)
+        return tuple(
+            ReportSummary(
+                r.reference, r.community_name, r.status.value, r.status is not ReportStatus.RESOLVED
+            )
+            for r in reports
+        )
+
+    async def _add_note(self, person: PersonId, effect: AddNote) -> NoteAdded:
+        """Queue the person's note under their own open report (refused otherwise)."""
+        report = await self.store.get_report(effect.reference)
+        if report is None or report.reporter != person or report.status is ReportStatus.RESOLVED:
+            return NoteAdded(person, effect.reference, ok=False)
+        now = self.clock()
+        item = OutboxItem(
+            key=effect.key,
+            kind=OutboxKind.NOTE,
+            reference=report.reference,
+            community=report.community,
+            payload={"text": effect.text},
+            created_at=now,
+            next_try=now,
+        )
+        await self.store.enqueue([item])
+        await self.store.audit(
+            AuditEntry(now, "reporter", "note", report.reference, report.community)
+        )
+        self._outbox_wake.set()
+        return NoteAdded(person, report.reference, ok=True)
+
     async def unacknowledged(self, community: CommunityId) -> int:
         """How many of the community's reports no moderator has acknowledged yet."""
         reports = await self.store.reports_for_community(community)
@@ -460,6 +504,10 @@ class SafeBot:
             alert = replace(alert, remove_name=True)
         if item.kind is OutboxKind.ALERT:
             await self.port.send_alert(config, alert)
+        elif item.kind is OutboxKind.NOTE:
+            label = self.content.spans(config.locale, "alert.note", reference=report.reference)
+            note = Message((*label, Span("\n"), Span(item.payload.get("text", ""), untrusted=True)))
+            await self.port.reply_to_alert(config, alert, note, item.key, ping=False)
         elif item.kind is OutboxKind.ESCALATION:
             waited = max(1, round((self.clock() - report.created_at) / 60.0))
             reminder = Message(

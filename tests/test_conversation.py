@@ -8,9 +8,11 @@ from dataclasses import replace
 import pytest
 
 from safebot.conversation import (
+    AddNote,
     Engine,
     ForgetPerson,
     ListCommunities,
+    ListReports,
     Outcome,
     Reply,
     SubmitReport,
@@ -21,8 +23,11 @@ from safebot.events import (
     CommandInvoked,
     CommunitiesListed,
     Event,
+    NoteAdded,
     ReportRefused,
+    ReportsListed,
     ReportSubmitted,
+    ReportSummary,
     TextReceived,
 )
 from safebot.flows import Flow
@@ -46,6 +51,10 @@ def drive(engine: Engine, session: Session | None, event: Event, now: float = NO
         for effect in outcome.effects:
             if isinstance(effect, ListCommunities):
                 pending.append(CommunitiesListed(ME, (HOME, OTHER)))
+            elif isinstance(effect, ListReports):
+                pending.append(ReportsListed(ME, (ReportSummary("R-AAAA", "Home", "new", True),)))
+            elif isinstance(effect, AddNote):
+                pending.append(NoteAdded(ME, effect.reference, ok=True))
             elif isinstance(effect, SubmitReport):
                 pending.append(ReportSubmitted(ME, effect.reference))
     return Outcome(session, tuple(effects))  # type: ignore[arg-type]
@@ -105,11 +114,15 @@ def explore(engine: Engine, limit: int = 3000) -> tuple[list[Session], set[tuple
     ).session
     nothing = engine.step(picking, CommunitiesListed(ME, ()), NOW).session  # no community
     queue.append(nothing)
+    listing = engine.step(first, ChoiceSelected(ME, "mine", "menu"), NOW).session
+    queue.append(engine.step(listing, ReportsListed(ME, ()), NOW).session)  # no reports
     while queue and len(states) < limit:
         session = queue.popleft()
         # "said" (a category hint from typed text) only reorders one screen's choices.
         variables = tuple(
-            sorted((k, v) for k, v in session.vars.items() if k not in ("reference", "said"))
+            sorted(
+                (k, v) for k, v in session.vars.items() if k not in ("reference", "said", "mine")
+            )
         )
         key = (session.node, variables, session.draft.community is not None)
         if key in seen_keys:

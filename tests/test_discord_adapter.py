@@ -397,6 +397,38 @@ async def test_details_through_the_modal(world: World, bot: DiscordAdapter) -> N
     assert nxt.ephemeral
 
 
+async def test_my_reports_lists_them_and_a_note_reaches_the_alert_thread(
+    world: World, bot: DiscordAdapter
+) -> None:
+    await setup_server(world)
+    reference = await report_by_dm(world, offender="someone", details="x", evidence="skip")
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    inter = await world.fake.slash(
+        world.alice, "safety", guild=world.guild, subcommand="my-reports"
+    )
+    listed = await inter.wait_followup(has_choices)
+    assert listed.ephemeral and reference in listed.content
+    assert "waiting for a moderator" in listed.content
+    asked = await press(world, world.alice, listed, f"report.{reference}")
+    write = await world.fake.click(world.alice, asked, custom_id_for(asked, "sb:w:mine.note"))
+    response = await write.response()
+    [field_id] = [
+        c["custom_id"] for c in iter_components(response["data"]["components"]) if c["type"] == 4
+    ]
+    world.fake.mark()
+    submitted = await world.fake.submit_modal(
+        world.alice, write, {field_id: f"new account <@&{world.mod_role.id}> @everyone"}
+    )
+    done = await submitted.wait_followup()
+    assert "will see your note" in done.content
+    note = await world.fake.wait_for_message(
+        channel_id=world.safety, predicate=lambda m: "A note from" in (m.content or "")
+    )
+    assert note["message_reference"]["message_id"] == str(alert.id)
+    assert f"<@&{world.mod_role.id}>" not in note.content  # the person's words stay inert
+    assert note.allowed_mentions.get("roles", []) == [] and note.allowed_mentions["parse"] == []
+
+
 async def test_buttons_survive_a_restart(
     world: World, engine: Engine, store: Store, settings: Settings
 ) -> None:

@@ -301,6 +301,22 @@ async def test_an_unacknowledged_alert_gets_a_reminder_in_its_thread(
     assert "is one of this community's moderators" in reminder.body
 
 
+async def test_my_reports_and_a_note_in_the_alert_thread(matrix: MatrixHarness, bot: Bot) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    owner, _community, mods = await community_with_mods(matrix, bot, [alice])
+    reference = await walk_report(alice, dm, bot, "someone", "x", "skip")
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    listed = await say(alice, dm, bot, "!safebot my-reports", "Your reports")
+    assert reference in listed.body and "waiting for a moderator" in listed.body
+    await say(alice, dm, bot, "1", "Type what you want the moderators to know")
+    await say(alice, dm, bot, "he has a new account @room <b>x</b>", "will see your note")
+    note = await from_bot(owner, mods, bot, lambda body: "A note from" in body)
+    content = note.source["content"]
+    assert content["m.relates_to"]["event_id"] == alert.event_id
+    assert content["m.mentions"] == {"user_ids": []} and content["msgtype"] == "m.notice"
+    assert "<b>x</b>" not in content["formatted_body"]
+
+
 async def test_non_moderators_are_refused(matrix: MatrixHarness, bot: Bot) -> None:
     alice, dm = await person(matrix, bot, "alice")
     eve = await matrix.runner(matrix.user("eve"), auto_join=True)

@@ -26,9 +26,11 @@ from hypothesis import strategies as st
 from adapters.memory import MemoryBot
 from safebot.content import Content
 from safebot.conversation import (
+    AddNote,
     Engine,
     ForgetPerson,
     ListCommunities,
+    ListReports,
     Outcome,
     Policy,
     Reply,
@@ -39,7 +41,10 @@ from safebot.events import (
     CommandInvoked,
     CommunitiesListed,
     Event,
+    NoteAdded,
+    ReportsListed,
     ReportSubmitted,
+    ReportSummary,
     TextReceived,
 )
 from safebot.flows import load_flow
@@ -362,7 +367,11 @@ def picks_confirm(session: Session, event: Event) -> bool:
 def check_outcome(session: Session, event: Event, outcome: Outcome, reset: bool = False) -> None:
     """One step's effects. ``reset``: the conversation had been idle long enough to restart."""
     effects = outcome.effects
-    changes = [e for e in effects if isinstance(e, ListCommunities | SubmitReport | ForgetPerson)]
+    changes = [
+        e
+        for e in effects
+        if isinstance(e, ListCommunities | ListReports | AddNote | SubmitReport | ForgetPerson)
+    ]
     assert any(isinstance(e, Reply) for e in effects) or changes, effects
     submits = [e for e in effects if isinstance(e, SubmitReport)]
     if submits:
@@ -440,6 +449,12 @@ def marked_text(draw: Draw, number: int) -> str:
     return f"{SENTINEL}{number}{draw(TEXT)}"
 
 
+MY_REPORTS = (
+    ReportSummary("R-AAAA", "Home", "new", True),
+    ReportSummary("R-BBBB", "Other *place*", "resolved", False),
+)
+
+
 def drive(
     session: Session | None, event: Event, now: float, communities: tuple[Community, ...]
 ) -> tuple[Session | None, list[Message], list[object]]:
@@ -460,6 +475,10 @@ def drive(
                 replies.append(effect.message)
             elif isinstance(effect, ListCommunities):
                 pending.append(CommunitiesListed(current.person, communities))
+            elif isinstance(effect, ListReports):
+                pending.append(ReportsListed(current.person, MY_REPORTS))
+            elif isinstance(effect, AddNote):
+                pending.append(NoteAdded(current.person, effect.reference, ok=True))
             elif isinstance(effect, SubmitReport):
                 pending.append(ReportSubmitted(current.person, effect.reference))
     return session, replies, effects

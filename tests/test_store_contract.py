@@ -265,6 +265,17 @@ async def test_concurrent_add_report_same_reference(store: Store) -> None:
     assert (await store.backlog()).waiting == 1
 
 
+async def test_reports_of_a_person_newest_first(store: Store) -> None:
+    other = PersonId("discord", "999")
+    await store.add_report(report("R-1", created_at=10.0), [])
+    await store.add_report(report("R-2", created_at=30.0), [])
+    await store.add_report(report("R-3", created_at=20.0, reporter=other), [])
+    await store.add_report(report("R-4", created_at=40.0, reporter=None), [])
+    assert [r.reference for r in await store.reports_of(ALICE, 10)] == ["R-2", "R-1"]
+    assert [r.reference for r in await store.reports_of(ALICE, 1)] == ["R-2"]
+    assert [r.reference for r in await store.reports_of(other, 10)] == ["R-3"]
+
+
 async def test_update_report(store: Store) -> None:
     await store.add_report(report(), [item("R-1:alert")])
     updated = report(

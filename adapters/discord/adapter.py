@@ -53,7 +53,7 @@ PLATFORM = "discord"
 NO_SERVER = "report.none"  # the flow's "no server to offer" screen
 TIMEOUT = datetime.timedelta(days=7)
 _MEMBER_REF = re.compile(r"<@!?(\d{15,20})>|^\s*(\d{15,20})\s*$")
-_INPUT_LIMITS = {"offender": 200, "details": 1500, "evidence": 1000}
+_INPUT_LIMITS = {"offender": 200, "details": 1500, "evidence": 1000, "note": 1500}
 _HISTORY_SCAN = 50  # recent moderator-channel messages searched for an alert already sent
 
 Send = Callable[..., Awaitable[Any]]
@@ -629,6 +629,7 @@ class DiscordAdapter:
         simple("block", "discord.cmd.block", "block")
         simple("report", "discord.cmd.report", "report")
         simple("resources", "discord.cmd.resources", "resources")
+        simple("my-reports", "discord.cmd.my_reports", "my-reports")
         simple("forget-me", "discord.cmd.forget", "forget")
 
         content = self.content

@@ -100,6 +100,7 @@ PERSON_COMMANDS = {
     "forget-me": "forget",
     "crisis": "crisis",
     "language": "language",
+    "my-reports": "my-reports",
 }
 MOD_COMMANDS = frozenset(
     {"link", "unlink", "status", "ack", "claim", "resolve", "block", "unblock", "help"}

@@ -18,7 +18,7 @@ __all__ = ["DELIVERY_KINDS", "ERROR_KINDS", "LATENCY_BUCKETS", "Metrics", "rende
 
 # Every kind of error the service counts. A kind not listed here is a programming error.
 ERROR_KINDS = ("delivery_retry", "delivery_parked", "outbox_pass", "retention_purge")
-DELIVERY_KINDS = ("alert", "status", "alert_update")
+DELIVERY_KINDS = ("alert", "status", "alert_update", "note")
 LATENCY_BUCKETS = (1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, math.inf)
 
 

@@ -65,6 +65,10 @@ class Store(Protocol):
 
     async def reports_for_community(self, community: CommunityId) -> list[Report]: ...
 
+    async def reports_of(self, person: PersonId, limit: int) -> list[Report]:
+        """The person's own reports (still linked to them), newest first, at most ``limit``."""
+        ...
+
     async def forget_person(self, person: PersonId, now: float) -> int:
         """In one transaction: delete the session, set reporter to None on the person's
         reports (their ``reporter_tag`` stays), drop pending status items for them, and queue

@@ -85,6 +85,10 @@ class MemoryStore:
         found = [r for r in self._reports.values() if r.community == community]
         return sorted(found, key=lambda r: (r.created_at, r.reference))
 
+    async def reports_of(self, person: PersonId, limit: int) -> list[Report]:
+        found = [r for r in self._reports.values() if r.reporter == person]
+        return sorted(found, key=lambda r: (r.created_at, r.reference), reverse=True)[:limit]
+
     async def forget_person(self, person: PersonId, now: float) -> int:
         self._sessions.pop(person.key, None)
         if self._secret is not None:  # without a secret, nothing was remembered by pseudonym

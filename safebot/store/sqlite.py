@@ -316,6 +316,14 @@ class SqliteStore:
         )
         return [codec.report(r) for r in rows]
 
+    async def reports_of(self, person: PersonId, limit: int) -> list[Report]:
+        rows = await self._fetch(
+            f"SELECT {_REPORT_COLUMNS} FROM reports WHERE reporter = ? "
+            "ORDER BY created_at DESC, reference DESC LIMIT ?",
+            (person.key, limit),
+        )
+        return [codec.report(r) for r in rows]
+
     async def forget_person(self, person: PersonId, now: float) -> int:
         # (a platform id may hold lone surrogates: their pseudonym is that of the stored text)
         tag = pseudonym(await self.pseudonym_secret(), replace(person, id=valid_utf8(person.id)))
