@@ -281,6 +281,16 @@ class CommunityConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CaseNote:
+    """A moderator's note on a report, kept with it (and deleted with it at retention)."""
+
+    reference: str
+    at: float
+    author: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     """An audit-log line: who did what to which report. Never carries report text."""
 

@@ -41,12 +41,14 @@ from safebot.events import (
     ReportSummary,
     TextReceived,
 )
+from safebot.evidence import EvidencePack, evidence_pack
 from safebot.flows import Flow, load_flow
 from safebot.limits import SlidingWindow
-from safebot.messages import Message, Span
+from safebot.messages import Message, Span, clean_text
 from safebot.model import (
     REMOVE_NAME,
     AuditEntry,
+    CaseNote,
     Community,
     CommunityConfig,
     CommunityId,
@@ -374,6 +376,50 @@ class SafeBot:
         self._outbox_wake.set()
         log.info("report %s: %s", reference, kind.value)
         return self._mod_reply(True, locale, f"mod.done.{kind.value}", reference, result.report)
+
+    async def add_case_note(
+        self, community: CommunityId, reference: str, moderator: str, text: str
+    ) -> ModeratorReply:
+        """A moderator of ``community`` keeps a note with one of its reports (audited). The
+        adapter has checked that they are a moderator there; this checks the report."""
+        config = await self.store.get_community(community)
+        locale = config.locale if config else self.content.default_locale
+        reference = reference.strip().upper()
+        report = await self.store.get_report(reference)
+        if report is None or report.community != community:
+            return self._mod_reply(False, locale, "mod.unknown", reference, None)
+        words = clean_text(text).strip()[: self.engine.policy.max_details_chars]
+        if not any(ch.isalnum() for ch in words):
+            return self._mod_reply(False, locale, "mod.note_empty", reference, report)
+        now = self.clock()
+        note = CaseNote(reference, now, clean_text(moderator), words)
+        try:
+            await self.store.add_case_note(
+                note, AuditEntry(now, note.author, "case_note", reference, community)
+            )
+        except KeyError:  # purged by retention meanwhile
+            return self._mod_reply(False, locale, "mod.unknown", reference, None)
+        return self._mod_reply(True, locale, "mod.note_kept", reference, report)
+
+    async def evidence(
+        self, community: CommunityId | None, reference: str, actor: str
+    ) -> EvidencePack | None:
+        """The evidence pack for a report of ``community`` (None: any community, for the
+        operator's command line), audited; None when there is no such report there."""
+        reference = reference.strip().upper()
+        report = await self.store.get_report(reference)
+        if report is None or (community is not None and report.community != community):
+            return None
+        config = await self.store.get_community(report.community)
+        locale = config.locale if config else self.content.default_locale
+        region = (config.region if config else "") or self.settings.default_region
+        audit = await self.store.audit_log(reference)
+        notes = await self.store.case_notes(reference)
+        pack = evidence_pack(self.content, report, audit, notes, region, locale)
+        await self.store.audit(
+            AuditEntry(self.clock(), clean_text(actor), "export", reference, report.community)
+        )
+        return pack
 
     def _mod_reply(
         self, ok: bool, locale: str, key: str, reference: str, report: Report | None

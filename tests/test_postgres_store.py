@@ -109,6 +109,7 @@ async def test_migrate_from_empty(conn: Any) -> None:
         "rate_hits",
         "deployment_secret",
         "memberships",
+        "case_notes",
     }
     assert await migrate(conn) == LATEST_VERSION  # a second run does nothing
     assert len(await versions(conn)) == LATEST_VERSION

@@ -18,6 +18,7 @@ import pytest
 
 from safebot.model import (
     AuditEntry,
+    CaseNote,
     Category,
     Community,
     CommunityConfig,
@@ -274,6 +275,25 @@ async def test_reports_of_a_person_newest_first(store: Store) -> None:
     assert [r.reference for r in await store.reports_of(ALICE, 10)] == ["R-2", "R-1"]
     assert [r.reference for r in await store.reports_of(ALICE, 1)] == ["R-2"]
     assert [r.reference for r in await store.reports_of(other, 10)] == ["R-3"]
+
+
+async def test_case_notes_are_kept_with_the_report_and_audited(store: Store) -> None:
+    await store.add_report(report("R-1", created_at=10.0), [])
+    first = CaseNote("R-1", 20.0, "mod#7", "called the parent; línea 2 🧷")
+    second = CaseNote("R-1", 30.0, "mod#8", "reported to the platform\x00\ud800")
+    entry = AuditEntry(at=20.0, actor="mod#7", action="case_note", reference="R-1")
+    await store.add_case_note(first, entry)
+    await store.add_case_note(second, entry)
+    notes = await store.case_notes("R-1")
+    assert notes[0] == first and [n.author for n in notes] == ["mod#7", "mod#8"]
+    assert notes[1].text.startswith("reported to the platform")
+    assert [e.action for e in await store.audit_log("R-1")] == ["case_note", "case_note"]
+    with pytest.raises(KeyError):
+        await store.add_case_note(CaseNote("R-9", 1.0, "m", "x"), entry)
+    assert await store.case_notes("R-9") == []
+    assert len(await store.audit_log()) == 2  # the refused one wrote nothing
+    await store.purge_reports(created_before=15.0)
+    assert await store.case_notes("R-1") == []
 
 
 async def test_update_report(store: Store) -> None:

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from safebot.model import (
     AuditEntry,
+    CaseNote,
     CommunityConfig,
     CommunityId,
     OutboxItem,
@@ -64,6 +65,15 @@ class Store(Protocol):
         ...
 
     async def reports_for_community(self, community: CommunityId) -> list[Report]: ...
+
+    async def add_case_note(self, note: CaseNote, audit: AuditEntry) -> None:
+        """Keep a moderator's note with its report, audited, in one transaction. Raises
+        KeyError (writing nothing) if the report does not exist."""
+        ...
+
+    async def case_notes(self, reference: str) -> list[CaseNote]:
+        """The report's notes, oldest first."""
+        ...
 
     async def reports_of(self, person: PersonId, limit: int) -> list[Report]:
         """The person's own reports (still linked to them), newest first, at most ``limit``."""

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from safebot.model import (
     AuditEntry,
+    CaseNote,
     CommunityConfig,
     CommunityId,
     OutboxItem,
@@ -35,6 +36,7 @@ class MemoryStore:
         self._outbox: dict[str, OutboxItem] = {}
         self._communities: dict[str, CommunityConfig] = {}
         self._audit: list[AuditEntry] = []
+        self._case_notes: list[CaseNote] = []
         self._hits: dict[tuple[str, float], tuple[int, float]] = {}  # -> (count, ends at)
         self._secret: str | None = None
         self._members: dict[tuple[str, str], float] = {}  # (tag, community key) -> seen at
@@ -85,6 +87,15 @@ class MemoryStore:
         found = [r for r in self._reports.values() if r.community == community]
         return sorted(found, key=lambda r: (r.created_at, r.reference))
 
+    async def add_case_note(self, note: CaseNote, audit: AuditEntry) -> None:
+        if note.reference not in self._reports:
+            raise KeyError(note.reference)
+        self._case_notes.append(note)
+        await self.audit(audit)
+
+    async def case_notes(self, reference: str) -> list[CaseNote]:
+        return [n for n in self._case_notes if n.reference == reference]
+
     async def reports_of(self, person: PersonId, limit: int) -> list[Report]:
         found = [r for r in self._reports.values() if r.reporter == person]
         return sorted(found, key=lambda r: (r.created_at, r.reference), reverse=True)[:limit]
@@ -116,6 +127,7 @@ class MemoryStore:
         for item in list(self._outbox.values()):
             if item.reference in old:
                 del self._outbox[item.key]
+        self._case_notes = [n for n in self._case_notes if n.reference not in old]
         return len(old)
 
     async def purge_sessions(self, updated_before: float, now: float) -> int:

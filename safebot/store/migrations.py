@@ -150,6 +150,18 @@ _V7 = """
 ALTER TABLE reports ADD COLUMN urgent TEXT NOT NULL DEFAULT '';
 """
 
+_V8 = """
+-- Moderators' notes on a report (for the case and the evidence pack); deleted with the report.
+CREATE TABLE case_notes (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    reference  TEXT NOT NULL,
+    at         REAL NOT NULL,
+    author     TEXT NOT NULL,
+    text       TEXT NOT NULL
+);
+CREATE INDEX case_notes_by_reference ON case_notes (reference, id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, reports and outbox", _V1),
     Migration(2, "community settings and audit log", _V2),
@@ -158,6 +170,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "community region", _V5),
     Migration(6, "memberships learned from guild interactions", _V6),
     Migration(7, "urgent reports", _V7),
+    Migration(8, "case notes", _V8),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -148,7 +148,18 @@ _V7 = """
 ALTER TABLE reports ADD COLUMN urgent TEXT NOT NULL DEFAULT '';
 """
 
-_SCRIPTS = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8 = """
+CREATE TABLE case_notes (
+    id         BIGSERIAL PRIMARY KEY,
+    reference  TEXT COLLATE "C" NOT NULL,
+    at         DOUBLE PRECISION NOT NULL,
+    author     TEXT NOT NULL,
+    text       TEXT NOT NULL
+);
+CREATE INDEX case_notes_by_reference ON case_notes (reference, id);
+"""
+
+_SCRIPTS = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
     Migration(m.version, m.description, script)

@@ -33,6 +33,7 @@ import asyncpg
 
 from safebot.model import (
     AuditEntry,
+    CaseNote,
     CommunityConfig,
     CommunityId,
     OutboxItem,
@@ -340,6 +341,27 @@ class PostgresStore:
         )
         return [codec.report(r) for r in rows]
 
+    async def add_case_note(self, note: CaseNote, audit: AuditEntry) -> None:
+        async with self._transaction() as conn:
+            status = await conn.execute(
+                "INSERT INTO case_notes (reference, at, author, text) "
+                "SELECT reference, $1, $2, $3 FROM reports WHERE reference = $4",
+                float(note.at),
+                _text(note.author),
+                _text(note.text),
+                note.reference,
+            )
+            if status != 1:
+                raise KeyError(note.reference)
+            await conn.execute(_INSERT_AUDIT, *_audit_row(audit))
+
+    async def case_notes(self, reference: str) -> list[CaseNote]:
+        rows = await self._fetch(
+            "SELECT reference, at, author, text FROM case_notes WHERE reference = $1 ORDER BY id",
+            reference,
+        )
+        return [CaseNote(r[0], float(r[1]), r[2], r[3]) for r in rows]
+
     async def reports_of(self, person: PersonId, limit: int) -> list[Report]:
         rows = await self._fetch(
             f"SELECT {_REPORT_COLUMNS} FROM reports WHERE reporter = $1 "
@@ -376,11 +398,12 @@ class PostgresStore:
 
     async def purge_reports(self, created_before: float) -> int:
         async with self._transaction() as conn:
-            await conn.execute(
-                "DELETE FROM outbox WHERE reference IN "
-                "(SELECT reference FROM reports WHERE created_at < $1)",
-                float(created_before),
-            )
+            for table in ("outbox", "case_notes"):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE reference IN "
+                    "(SELECT reference FROM reports WHERE created_at < $1)",
+                    float(created_before),
+                )
             return await conn.execute(
                 "DELETE FROM reports WHERE created_at < $1", float(created_before)
             )

@@ -26,6 +26,7 @@ from aiosqlite.context import Result
 
 from safebot.model import (
     AuditEntry,
+    CaseNote,
     CommunityConfig,
     CommunityId,
     OutboxItem,
@@ -316,6 +317,24 @@ class SqliteStore:
         )
         return [codec.report(r) for r in rows]
 
+    async def add_case_note(self, note: CaseNote, audit: AuditEntry) -> None:
+        async with self._transaction(durable=True) as conn:
+            cursor = await conn.execute(
+                "INSERT INTO case_notes (reference, at, author, text) "
+                "SELECT reference, ?, ?, ? FROM reports WHERE reference = ?",
+                _bind((note.at, note.author, note.text, note.reference)),
+            )
+            if cursor.rowcount != 1:
+                raise KeyError(note.reference)
+            await conn.execute(_INSERT_AUDIT, _audit_row(audit))
+
+    async def case_notes(self, reference: str) -> list[CaseNote]:
+        rows = await self._fetch(
+            "SELECT reference, at, author, text FROM case_notes WHERE reference = ? ORDER BY id",
+            (reference,),
+        )
+        return [CaseNote(r[0], float(r[1]), r[2], r[3]) for r in rows]
+
     async def reports_of(self, person: PersonId, limit: int) -> list[Report]:
         rows = await self._fetch(
             f"SELECT {_REPORT_COLUMNS} FROM reports WHERE reporter = ? "
@@ -350,11 +369,12 @@ class SqliteStore:
 
     async def purge_reports(self, created_before: float) -> int:
         async with self._transaction(scrub_wal=True) as conn:
-            await conn.execute(
-                "DELETE FROM outbox WHERE reference IN "
-                "(SELECT reference FROM reports WHERE created_at < ?)",
-                (created_before,),
-            )
+            for table in ("outbox", "case_notes"):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE reference IN "
+                    "(SELECT reference FROM reports WHERE created_at < ?)",
+                    (created_before,),
+                )
             cursor = await conn.execute(
                 "DELETE FROM reports WHERE created_at < ?", (created_before,)
             )
