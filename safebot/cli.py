@@ -8,6 +8,7 @@ import io
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from safebot.content import Content, ContentError
@@ -43,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--shard-count", type=int, help="Discord: the total number of shards")
     check = sub.add_parser("check", help="validate the settings file and the content files")
     check.add_argument("--config", help="TOML settings file")
+    export = sub.add_parser(
+        "export", help="print a report's evidence pack (for a platform, a hotline or police)"
+    )
+    export.add_argument("reference", help="the report reference, e.g. R-7K3Q")
+    export.add_argument("--json", action="store_true", help="JSON instead of text")
+    export.add_argument("--config", help="TOML settings file")
+    export.add_argument("--db", help="database: a SQLite file path or postgresql://...")
     db = sub.add_parser("db", help="database tools: backup, migrate")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     backup = db_sub.add_parser("backup", help="copy the SQLite database into a new file")
@@ -109,6 +117,25 @@ async def _console(settings: Settings, locale: str | None) -> None:
                 await health.close()
     finally:
         await store.close()
+
+
+async def _export(settings: Settings, reference: str, *, as_json: bool) -> int:
+    """Print the evidence pack of one report: the operator's way, for any community."""
+    from safebot.service import export_evidence
+    from safebot.store import open_store
+
+    content = Content.load()
+    store = await open_store(settings.database_url)
+    try:
+        actor = "operator (command line)"
+        pack = await export_evidence(store, content, settings, None, reference, actor, time.time())
+    finally:
+        await store.close()
+    if pack is None:
+        print(f"safebot export: no report {reference.strip().upper()!r}", file=sys.stderr)
+        return 1
+    print(pack.as_json() if as_json else pack.as_text(), end="" if not as_json else "\n")
+    return 0
 
 
 def _console_stdin() -> io.TextIOWrapper:
@@ -234,6 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "db":
         return _db(settings, args.db_command, getattr(args, "path", None))
+    if args.command == "export":
+        try:
+            return asyncio.run(_export(settings, args.reference, as_json=args.json))
+        except StoreUnavailable as exc:
+            return _unavailable("safebot export", exc)
     if args.command == "run":
         _logging(settings, quiet=False)
         if args.platform == "matrix":

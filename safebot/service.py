@@ -104,6 +104,31 @@ class ModeratorReply:
     report: Report | None
 
 
+async def export_evidence(
+    store: Store,
+    content: Content,
+    settings: Settings,
+    community: CommunityId | None,
+    reference: str,
+    actor: str,
+    now: float,
+) -> EvidencePack | None:
+    """The evidence pack for a report of ``community`` (None: any community, for the
+    operator's command line), audited; None when there is no such report there."""
+    reference = reference.strip().upper()
+    report = await store.get_report(reference)
+    if report is None or (community is not None and report.community != community):
+        return None
+    config = await store.get_community(report.community)
+    locale = config.locale if config else content.default_locale
+    region = (config.region if config else "") or settings.default_region
+    audit = await store.audit_log(reference)
+    notes = await store.case_notes(reference)
+    pack = evidence_pack(content, report, audit, notes, region, locale)
+    await store.audit(AuditEntry(now, clean_text(actor), "export", reference, report.community))
+    return pack
+
+
 class SafeBot:
     def __init__(
         self,
@@ -404,22 +429,10 @@ class SafeBot:
     async def evidence(
         self, community: CommunityId | None, reference: str, actor: str
     ) -> EvidencePack | None:
-        """The evidence pack for a report of ``community`` (None: any community, for the
-        operator's command line), audited; None when there is no such report there."""
-        reference = reference.strip().upper()
-        report = await self.store.get_report(reference)
-        if report is None or (community is not None and report.community != community):
-            return None
-        config = await self.store.get_community(report.community)
-        locale = config.locale if config else self.content.default_locale
-        region = (config.region if config else "") or self.settings.default_region
-        audit = await self.store.audit_log(reference)
-        notes = await self.store.case_notes(reference)
-        pack = evidence_pack(self.content, report, audit, notes, region, locale)
-        await self.store.audit(
-            AuditEntry(self.clock(), clean_text(actor), "export", reference, report.community)
+        """The evidence pack for a report of ``community``, audited (see export_evidence)."""
+        return await export_evidence(
+            self.store, self.content, self.settings, community, reference, actor, self.clock()
         )
-        return pack
 
     def _mod_reply(
         self, ok: bool, locale: str, key: str, reference: str, report: Report | None

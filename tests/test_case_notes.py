@@ -5,13 +5,20 @@ they chose to share it."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
 
 from conftest import Clock
 from test_service import report
 
 from adapters.memory import MemoryBot
+from safebot.conversation import Engine
 from safebot.evidence import evidence_pack
 from safebot.model import Community, CommunityId, PersonId
+from safebot.settings import Settings
+from safebot.store import open_store
 
 
 async def _reported(bot: MemoryBot, **kw: str) -> tuple[Community, PersonId, str]:
@@ -96,3 +103,29 @@ async def test_no_pack_for_another_communitys_report(bot: MemoryBot) -> None:
     assert await bot.service.evidence(elsewhere, reference, "mod") is None
     assert await bot.service.evidence(None, reference, "operator") is not None  # the CLI
     assert await bot.service.evidence(None, "R-NOPE", "operator") is None
+
+
+async def test_the_operator_exports_from_the_command_line(
+    engine: Engine, settings: Settings, clock: Clock, tmp_path: Path
+) -> None:
+    database = str(tmp_path / "export.db")
+    store = await open_store(database)
+    try:
+        bot = MemoryBot(engine, store, replace(settings, database_url=database), clock=clock)
+        home, _alice, reference = await _reported(bot)
+        await bot.service.add_case_note(home.id, reference, "mod#7", "kept for police")
+    finally:
+        await store.close()
+    _check_cli_export(database, reference)
+
+
+def _check_cli_export(database: str, reference: str) -> None:
+    def export(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "safebot.cli", "export", *args, "--db", database]
+        return subprocess.run(command, capture_output=True, text=True)
+
+    text = export(reference.lower()).stdout
+    assert f"report {reference}" in text and "kept for police" in text
+    assert json.loads(export(reference, "--json").stdout)["reference"] == reference
+    missing = export("R-NONE")
+    assert missing.returncode == 1 and "no report" in missing.stderr

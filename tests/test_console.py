@@ -193,3 +193,19 @@ def test_mod_block_help_and_unknown_reference(tmp_path: Path) -> None:
     out = console(tmp_path, [":help", ":mod block R-ZZZZ"])
     assert ":mod block R-XXXX" in out and ":mod unblock R-XXXX" in out
     assert "I don't know a report R-ZZZZ in this community" in out
+
+
+def test_moderator_case_note_and_evidence_pack(tmp_path: Path) -> None:
+    out = console(
+        tmp_path,
+        [
+            *("hi", "Tell the moderators", "Start a report", "1", "2", "bad_guy_7", "skip"),
+            *("skip", "2", "1", ":mod note called the parent", ":mod export", ":mod export R-NONE"),
+        ],
+    )
+    ref = re.search(r"reference is (R-[0-9A-Z]{4})", out)
+    assert ref, out
+    assert f"Noted on {ref.group(1)}" in out
+    assert f"SafeBot evidence pack: report {ref.group(1)}" in out
+    assert "mod: called the parent" in out and "bad_guy_7" in out and "No images" in out
+    assert "I don't know a report R-NONE" in out

@@ -429,6 +429,43 @@ async def test_my_reports_lists_them_and_a_note_reaches_the_alert_thread(
     assert note.allowed_mentions.get("roles", []) == [] and note.allowed_mentions["parse"] == []
 
 
+async def test_case_note_form_and_evidence_pack_file(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    reference = await report_by_dm(
+        world, offender=f"<@{world.offender.id}>", details="he wants $50", evidence="skip"
+    )
+    alert = await world.fake.wait_for_message(channel_id=world.safety)
+    cid = f"sb:m:note:{reference}"
+    refused = await world.fake.click(world.alice, alert, cid)
+    assert "Only this server's moderators" in await reply_text(refused)
+    opened = await world.fake.click(world.mod, alert, cid)
+    form = await opened.response()
+    assert form["type"] == 9  # a modal
+    [field_id] = [
+        c["custom_id"] for c in iter_components(form["data"]["components"]) if c["type"] == 4
+    ]
+    kept = await world.fake.submit_modal(world.mod, opened, {field_id: "told the platform"})
+    assert "Noted" in await reply_text(kept)
+    inter = await world.fake.slash(
+        world.mod,
+        "safety",
+        {"reference": reference.lower()},
+        guild=world.guild,
+        subcommand="export",
+    )
+    response = await inter.response()
+    assert response["data"]["flags"] & 64  # ephemeral
+    [(name, data)] = [f for r in world.fake.requests for f in r.files if f[0].endswith(".txt")]
+    text = data.decode()
+    assert name == f"safebot-{reference}.txt"
+    assert "told the platform" in text and "$50" in text and str(world.offender.id) in text
+    assert "No images" in text
+    nope = await world.fake.slash(
+        world.alice, "safety", {"reference": reference}, guild=world.guild, subcommand="export"
+    )
+    assert "Only this server's moderators" in await reply_text(nope)
+
+
 async def test_buttons_survive_a_restart(
     world: World, engine: Engine, store: Store, settings: Settings
 ) -> None:

@@ -317,6 +317,24 @@ async def test_my_reports_and_a_note_in_the_alert_thread(matrix: MatrixHarness, 
     assert "<b>x</b>" not in content["formatted_body"]
 
 
+async def test_case_note_and_evidence_pack_in_the_alert_thread(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    owner, _community, mods = await community_with_mods(matrix, bot, [alice])
+    reference = await walk_report(alice, dm, bot, "@mallory:localhost", "x", "https://a.b/c")
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    await say(owner, mods, bot, f"!safebot note {reference} called <b>mum</b>", "Noted")
+    pack = await say(owner, mods, bot, f"!safebot export {reference}", "evidence pack")
+    content = pack.source["content"]
+    assert content["m.relates_to"]["event_id"] == alert.event_id
+    assert "called <b>mum</b>" in pack.body and "@mallory:localhost" in pack.body
+    assert "https://a.b/c" in pack.body and "No images" in pack.body
+    assert "<b>mum</b>" not in content["formatted_body"] and content["m.mentions"] == {}
+    notes = await bot.store.case_notes(reference)
+    assert [n.author for n in notes] == [owner.user_id]
+
+
 async def test_non_moderators_are_refused(matrix: MatrixHarness, bot: Bot) -> None:
     alice, dm = await person(matrix, bot, "alice")
     eve = await matrix.runner(matrix.user("eve"), auto_join=True)

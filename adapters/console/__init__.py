@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from safebot.content import Content
+from safebot.conversation import is_reference
 from safebot.events import TextReceived
 from safebot.messages import Message, clean_text
 from safebot.model import Community, CommunityConfig, CommunityId, PersonId
@@ -147,6 +148,23 @@ class ConsoleApp:
             )
             for reply in replies:
                 self.say(reply)
+        elif name == "mod" and len(words) >= 3 and words[1].lower() == "note":
+            community = self.platform.community.id
+            moderator = self.settings.console.moderator
+            named = is_reference(words[2].upper())
+            reference = words[2] if named else await self._newest(community)
+            note = " ".join(words[3:] if named else words[2:])
+            result = await self.bot.add_case_note(community, reference, moderator, note)
+            self.platform.box([render(result.message)])
+        elif name == "mod" and len(words) in (2, 3) and words[1].lower() == "export":
+            community = self.platform.community.id
+            reference = words[2] if len(words) == 3 else await self._newest(community)
+            pack = await self.bot.evidence(community, reference, self.settings.console.moderator)
+            locale = self.locale or self.content.default_locale
+            unknown = render(
+                Message(self.content.spans(locale, "mod.unknown", reference=reference))
+            )
+            self.platform.box(pack.as_text().splitlines() if pack else [unknown])
         elif name == "mod" and len(words) in (2, 3) and words[1] != "list":
             community = self.platform.community.id
             action = words[1].lower()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import io
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,6 +19,7 @@ from discord import app_commands
 from adapters.discord.hierarchy import Refusal, rank_of, refusal
 from adapters.discord.items import (
     DYNAMIC_ITEMS,
+    CaseNoteModal,
     ModActionButton,
     ModButton,
     TextModal,
@@ -378,6 +380,11 @@ class DiscordAdapter:
             await self._private(interaction, self.t("discord.not_moderator", locale))
             return
         who = f"{interaction.user.display_name} ({interaction.user.id})"
+        if action == "note":
+            title = self.t("discord.case_note.title", locale, reference=reference)
+            prompt = self.t("discord.case_note.prompt", locale)
+            await interaction.response.send_modal(CaseNoteModal(self, reference, title, prompt))
+            return
         if action in ("block", "unblock"):
             await self._block_reporter(interaction, guild, reference, who, action == "block")
             return
@@ -390,6 +397,42 @@ class DiscordAdapter:
                 view=await self._alert_view(community_of(guild).id, alert, locale),
             )
         await self._private(interaction, text_of(result.message.spans))
+
+    async def on_case_note(
+        self, interaction: discord.Interaction[Any], reference: str, text: str
+    ) -> None:
+        guild = interaction.guild
+        config = await self.store.get_community(community_of(guild).id) if guild else None
+        locale = config.locale if config else "en"
+        if guild is None or config is None or not self._is_moderator(interaction, config):
+            await self._private(interaction, self.t("discord.not_moderator", locale))
+            return
+        who = f"{interaction.user.display_name} ({interaction.user.id})"
+        result = await self.bot.add_case_note(community_of(guild).id, reference, who, text)
+        await self._private(interaction, text_of(result.message.spans))
+
+    async def export_command(self, interaction: discord.Interaction[Any], reference: str) -> None:
+        """The evidence pack of one of this server's reports, as a file only the moderator
+        who asked can see."""
+        guild = interaction.guild
+        config = await self.store.get_community(community_of(guild).id) if guild else None
+        locale = config.locale if config else self._locale_of(interaction)
+        if guild is None or config is None or not self._is_moderator(interaction, config):
+            await self._private(interaction, self.t("discord.not_moderator", locale))
+            return
+        who = f"{interaction.user.display_name} ({interaction.user.id})"
+        pack = await self.bot.evidence(community_of(guild).id, reference, who)
+        if pack is None:
+            unknown = self.content.spans(locale, "mod.unknown", reference=reference[:20])
+            await self._private(interaction, text_of(unknown))
+            return
+        data = io.BytesIO(pack.as_text().encode("utf-8"))
+        await interaction.response.send_message(
+            self.t("discord.export_ready", locale, reference=pack.reference),
+            file=discord.File(data, filename=f"safebot-{pack.reference}.txt"),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
 
     async def _block_reporter(
         self,
@@ -657,6 +700,11 @@ class DiscordAdapter:
         async def status(interaction: discord.Interaction[Any]) -> None:
             await adapter.status_command(interaction)
 
+        @group.command(name="export", description=s("discord.cmd.export"))
+        @app_commands.describe(reference=s("discord.cmd.export.reference"))
+        async def export(interaction: discord.Interaction[Any], reference: str) -> None:
+            await adapter.export_command(interaction, reference)
+
         @group.command(name="test-alert", description=s("discord.cmd.test_alert"))
         async def test_alert(interaction: discord.Interaction[Any]) -> None:
             await adapter.test_alert_command(interaction)
@@ -809,6 +857,7 @@ class DiscordAdapter:
             view.add_item(ModActionButton("ban", alert.reference, member_id, ban))
         block = self.t("discord.block_reporter", locale)
         view.add_item(ModButton("block", alert.reference, block))
+        view.add_item(ModButton("note", alert.reference, self.t("discord.case_note", locale)))
         return view
 
     @staticmethod

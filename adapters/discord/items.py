@@ -13,6 +13,7 @@ from safebot.messages import Choice
 
 __all__ = [
     "DYNAMIC_ITEMS",
+    "CaseNoteModal",
     "ChoiceButton",
     "ChoiceSelect",
     "ItemHandler",
@@ -44,6 +45,10 @@ class ItemHandler(Protocol):
 
     async def on_member_action(
         self, interaction: discord.Interaction[Any], action: str, reference: str, user_id: int
+    ) -> None: ...
+
+    async def on_case_note(
+        self, interaction: discord.Interaction[Any], reference: str, text: str
     ) -> None: ...
 
 
@@ -137,10 +142,11 @@ _MOD_STYLES = {
 
 class ModButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"sb:m:(?P<action>ack|claim|resolve|block|unblock):" + _REF,
+    template=r"sb:m:(?P<action>ack|claim|resolve|block|unblock|note):" + _REF,
 ):
     """Moderator actions on an alert: ``sb:m:<action>:<reference>``. ``block`` stops the
-    person who sent the report from reporting again (``unblock`` undoes it)."""
+    person who sent the report from reporting again (``unblock`` undoes it); ``note`` opens
+    a form for a case note."""
 
     def __init__(self, action: str, reference: str, text: str = "…") -> None:
         style = _MOD_STYLES.get(action, discord.ButtonStyle.primary)
@@ -215,6 +221,22 @@ class TextModal(discord.ui.Modal):
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         await self.adapter.on_modal(interaction, self.node, self.answer.value)
+
+
+class CaseNoteModal(discord.ui.Modal):
+    """A moderator's case note on a report (kept with it, in its evidence pack)."""
+
+    def __init__(self, adapter: ItemHandler, reference: str, title: str, prompt: str) -> None:
+        super().__init__(title=title[:45], custom_id=f"sb:casenote:{reference}", timeout=900)
+        self.adapter = adapter
+        self.reference = reference
+        self.text: discord.ui.TextInput[CaseNoteModal] = discord.ui.TextInput(
+            label=prompt[:45], style=discord.TextStyle.paragraph, max_length=1500, required=True
+        )
+        self.add_item(self.text)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        await self.adapter.on_case_note(interaction, self.reference, self.text.value)
 
 
 DYNAMIC_ITEMS = (ChoiceButton, ChoiceSelect, WriteButton, ModButton, ModActionButton)

@@ -64,6 +64,7 @@ from adapters.matrix.render import (
     alert_reply_content,
     message_content,
     notice,
+    preformatted,
     status_content,
 )
 from adapters.matrix.session import (
@@ -103,7 +104,19 @@ PERSON_COMMANDS = {
     "my-reports": "my-reports",
 }
 MOD_COMMANDS = frozenset(
-    {"link", "unlink", "status", "ack", "claim", "resolve", "block", "unblock", "help"}
+    {
+        "link",
+        "unlink",
+        "status",
+        "ack",
+        "claim",
+        "resolve",
+        "block",
+        "unblock",
+        "note",
+        "export",
+        "help",
+    }
 )
 # "help" and "block" are the person's commands in a DM and moderator commands in any other
 # room ("block R-XXXX" stops the sender of that report from reporting again).
@@ -688,11 +701,13 @@ class MatrixAdapter:
     async def _mod_command(self, room: MatrixRoom, sender: str, words: list[str]) -> None:
         name = words[0].lower()
         args = words[1:]
-        if name in ("ack", "claim", "resolve", "block", "unblock"):
+        if name in ("ack", "claim", "resolve", "block", "unblock", "export"):
             if len(args) != 1 or not is_reference(args[0].upper()):
                 await self._say(room.room_id, "matrix.mod.help")
                 return
             await self._act(room.room_id, sender, args[0].upper(), name)
+        elif name == "note" and len(args) >= 2 and is_reference(args[0].upper()):
+            await self._act(room.room_id, sender, args[0].upper(), name, note=" ".join(args[1:]))
         elif name == "link" and len(args) in (1, 2):
             await self._link(room, sender, args[0], args[1].upper() if len(args) == 2 else None)
         elif name == "unlink":
@@ -780,7 +795,14 @@ class MatrixAdapter:
         await self._send(room_id, notice("\n".join(lines)))
 
     async def _act(
-        self, room_id: str, sender: str, reference: str, action: str, root: str | None = None
+        self,
+        room_id: str,
+        sender: str,
+        reference: str,
+        action: str,
+        root: str | None = None,
+        *,
+        note: str = "",
     ) -> None:
         """A moderator action from a command or a reaction in a moderator room: only for
         reports of a community linked to this very room, by a moderator of that community
@@ -798,10 +820,17 @@ class MatrixAdapter:
             refused = self.content.spans(config.locale, "matrix.mod.not_moderator")
             await self._send(room_id, in_thread(notice(plain_text(refused)), root))
             return
+        if action == "export":
+            pack = await self.bot.evidence(config.community, reference, sender)
+            if pack is not None:
+                await self._send(room_id, in_thread(preformatted(pack.as_text()), root))
+            return
         if action in ("block", "unblock"):
             result = await self.bot.block_reporter(
                 config.community, reference, sender, block=action == "block"
             )
+        elif action == "note":
+            result = await self.bot.add_case_note(config.community, reference, sender, note)
         else:
             result = await self.bot.moderator_action(config.community, reference, action, sender)
         await self._send(room_id, in_thread(notice(plain_text(result.message.spans)), root))

@@ -64,6 +64,17 @@ def message_content(message: Message) -> dict[str, Any]:
     }
 
 
+def preformatted(text: str) -> dict[str, Any]:
+    """A notice shown as a block of fixed-width text (the evidence pack), nothing in it live."""
+    return {
+        "msgtype": "m.notice",
+        "body": text,
+        "format": HTML_FORMAT,
+        "formatted_body": f"<pre><code>{html.escape(text)}</code></pre>",
+        "m.mentions": {},
+    }
+
+
 def notice(text: str) -> dict[str, Any]:
     return message_content(Message((Span(text),)))
 
