@@ -284,13 +284,20 @@ def check(directory: Path, seed: int, wanted: int, budget: float) -> None:
 
     with contextlib.closing(sqlite3.connect(directory / "safebot.db")) as db:
         stored = dict(db.execute("SELECT reference, reporter FROM reports").fetchall())
-        outbox = db.execute("SELECT key, delivered_at, parked FROM outbox").fetchall()
+        # Reminders wait on purpose (minutes after the alert): every one of them must be
+        # queued, with its report, and nothing else may be left waiting.
+        outbox = db.execute(
+            "SELECT key, delivered_at, parked FROM outbox WHERE kind <> 'escalation'"
+        ).fetchall()
+        reminders = {k for (k,) in db.execute("SELECT key FROM outbox WHERE kind = 'escalation'")}
     assert set(stored) == set(keys_by_reference), "a stored report was never alerted, or v.v."
     assert len(stored) == len(keys_by_reference)
     for reference, reporter in stored.items():
         alerted = references_by_person[reporter]
         assert alerted == {reference}, f"{reporter}: stored {reference}, alerted {alerted}"
     assert all(delivered is not None and not parked for _, delivered, parked in outbox), outbox
+    expected = {f"escalate:{reference}:{level}" for reference in stored for level in (1, 2)}
+    assert reminders == expected, "a report without its two reminders queued, or v.v."
 
     # The port records every send and deduplicates nothing (the platforms' de-duplication of a
     # repeated key is tested in the adapters' own tests), so a repeat is visible here: an alert
