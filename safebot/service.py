@@ -497,6 +497,15 @@ class SafeBot:
         self._outbox_wake.set()
         return NoteAdded(person, report.reference, ok=True)
 
+    async def record(
+        self, actor: str, action: str, reference: str | None, community: CommunityId
+    ) -> None:
+        """Audit something an adapter did on a moderator's request (e.g. a report to the
+        homeserver's admins)."""
+        await self.store.audit(
+            AuditEntry(self.clock(), clean_text(actor), action, reference, community)
+        )
+
     async def unacknowledged(self, community: CommunityId) -> int:
         """How many of the community's reports no moderator has acknowledged yet."""
         reports = await self.store.reports_for_community(community)

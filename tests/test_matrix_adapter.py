@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import re
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -333,6 +334,43 @@ async def test_case_note_and_evidence_pack_in_the_alert_thread(
     assert "<b>mum</b>" not in content["formatted_body"] and content["m.mentions"] == {}
     notes = await bot.store.case_notes(reference)
     assert [n.author for n in notes] == [owner.user_id]
+
+
+def _admin_get(base: str, token: str, path: str) -> dict[str, Any]:
+    request = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.loads(response.read()))
+
+
+async def test_report_to_the_homeservers_admins_never_names_the_reporter(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    mallory = await matrix.runner(matrix.user("mallory"), auto_join=True)
+    owner, community, mods = await community_with_mods(matrix, bot, [alice, mallory])
+    event_id = await send_text(mallory, community, "send more pics or else")
+    link = f"https://matrix.to/#/{community}/{event_id}"
+    reference = await walk_report(alice, dm, bot, mallory.user_id, "x", link)
+    await from_bot(owner, mods, bot, lambda body: reference in body)
+    done = await say(owner, mods, bot, f"!safebot report-server {reference}", "homeserver")
+    assert "Users reported: " + mallory.user_id in done.body and "Messages reported: 1" in done.body
+    admin = matrix.user("admin", admin=True)
+    base = matrix.server.url
+    users = await asyncio.to_thread(
+        _admin_get, base, admin.access_token, "/_synapse/admin/v1/user_reports"
+    )
+    events = await asyncio.to_thread(
+        _admin_get, base, admin.access_token, "/_synapse/admin/v1/event_reports"
+    )
+    [user_report] = [r for r in users["user_reports"] if reference in (r.get("reason") or "")]
+    assert user_report["target_user_id"] == mallory.user_id
+    assert user_report["user_id"] == bot.user.user_id  # the bot reports, not the person
+    [event_report] = [r for r in events["event_reports"] if reference in (r.get("reason") or "")]
+    assert event_report["event_id"] == event_id
+    for reason in (user_report["reason"], event_report["reason"]):
+        assert alice.user_id not in reason and "alice" not in reason
+    actions = [e.action for e in await bot.store.audit_log(reference)]
+    assert "server_report" in actions
 
 
 async def test_non_moderators_are_refused(matrix: MatrixHarness, bot: Bot) -> None:

@@ -67,6 +67,7 @@ from adapters.matrix.render import (
     preformatted,
     status_content,
 )
+from adapters.matrix.server_report import message_links, report_to_server, user_ids
 from adapters.matrix.session import (
     SIGNED_OUT_MESSAGE,
     SignedOut,
@@ -78,7 +79,7 @@ from adapters.matrix.threads import alert_key, in_thread
 from safebot.conversation import Engine, is_reference
 from safebot.events import CommandInvoked, Event, TextReceived
 from safebot.messages import Message, Span, plain_text
-from safebot.model import Community, CommunityConfig, CommunityId, PersonId
+from safebot.model import Community, CommunityConfig, CommunityId, PersonId, Report
 from safebot.moderation import Alert
 from safebot.ports import DeliveryError
 from safebot.service import SafeBot
@@ -115,6 +116,7 @@ MOD_COMMANDS = frozenset(
         "unblock",
         "note",
         "export",
+        "report-server",
         "help",
     }
 )
@@ -701,7 +703,7 @@ class MatrixAdapter:
     async def _mod_command(self, room: MatrixRoom, sender: str, words: list[str]) -> None:
         name = words[0].lower()
         args = words[1:]
-        if name in ("ack", "claim", "resolve", "block", "unblock", "export"):
+        if name in ("ack", "claim", "resolve", "block", "unblock", "export", "report-server"):
             if len(args) != 1 or not is_reference(args[0].upper()):
                 await self._say(room.room_id, "matrix.mod.help")
                 return
@@ -820,6 +822,10 @@ class MatrixAdapter:
             refused = self.content.spans(config.locale, "matrix.mod.not_moderator")
             await self._send(room_id, in_thread(notice(plain_text(refused)), root))
             return
+        if action == "report-server":
+            text = await self._report_to_server(config, report, sender)
+            await self._send(room_id, in_thread(notice(text), root))
+            return
         if action == "export":
             pack = await self.bot.evidence(config.community, reference, sender)
             if pack is not None:
@@ -834,6 +840,39 @@ class MatrixAdapter:
         else:
             result = await self.bot.moderator_action(config.community, reference, action, sender)
         await self._send(room_id, in_thread(notice(plain_text(result.message.spans)), root))
+
+    async def _report_to_server(
+        self, config: CommunityConfig, report: Report, moderator: str
+    ) -> str:
+        """Report the user the report names, and the messages it links to, to the homeserver's
+        admins; the answer for the moderators."""
+        assert self.client is not None
+        users = user_ids(report.offender)
+        messages = message_links(report.evidence)
+        values = {"reference": report.reference}
+        if not users and not messages:
+            return self._text(config.locale, "matrix.mod.server_nothing", **values)
+        category = self.content.text(config.locale, f"alert.category.{report.category}")
+        reason = self._text(
+            config.locale,
+            "matrix.server_report.reason",
+            category=category,
+            reference=report.reference,
+            community=config.name,
+        )
+        done = await report_to_server(self.client, users, messages, reason)
+        await self.bot.record(moderator, "server_report", report.reference, config.community)
+        return self._text(
+            config.locale,
+            "matrix.mod.server_reported",
+            users=", ".join(done.users) or "-",
+            messages=str(done.messages),
+            failed=str(done.failed),
+            **values,
+        )
+
+    def _text(self, locale: str, key: str, **values: str) -> str:
+        return plain_text(self.content.spans(locale, key, **values))
 
     async def _on_reaction(self, room: MatrixRoom, event: ReactionEvent) -> None:
         if event.sender == self.user_id or not self._first_time(event.event_id):
