@@ -278,6 +278,9 @@ class CommunityConfig:
     blocked: tuple[str, ...] = ()  # pseudonyms of people refused from reporting here
     region: str = ""  # region id chosen at setup, for people who have not picked a country
     updated_at: float = 0.0
+    # Matrix: a policy list room where bans moderators choose to share are written as
+    # m.policy.rule.user rules ('' = none).
+    policy_room: str = ""
 
 
 @dataclass(frozen=True, slots=True)

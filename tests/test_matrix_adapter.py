@@ -157,6 +157,7 @@ async def community_with_mods(
     encrypted_mods: bool = True,
     name: str = "Cozy Gamers",
     moderators: tuple[ClientRunner, ...] = (),
+    bot_level: int = 0,
 ) -> tuple[ClientRunner, str, str]:
     """An owner creates a community room (room version 12: the creator is not listed in the
     power levels) and a private moderator room, and links them."""
@@ -165,7 +166,7 @@ async def community_with_mods(
         owner,
         name=name,
         invite=[bot.user.user_id, *(m.user_id for m in members)],
-        power_levels={bot.user.user_id: 0, **{m.user_id: 50 for m in moderators}},
+        power_levels={bot.user.user_id: bot_level, **{m.user_id: 50 for m in moderators}},
     )
     for member in members:
         await member.wait_for_room(community, timeout=TIMEOUT)
@@ -371,6 +372,38 @@ async def test_report_to_the_homeservers_admins_never_names_the_reporter(
         assert alice.user_id not in reason and "alice" not in reason
     actions = [e.action for e in await bot.store.audit_log(reference)]
     assert "server_report" in actions
+
+
+async def test_ban_shared_to_the_policy_list_as_a_rule(matrix: MatrixHarness, bot: Bot) -> None:
+    alice, dm = await person(matrix, bot, "alice")
+    mallory = await matrix.runner(matrix.user("mallory"), auto_join=True)
+    owner, community, mods = await community_with_mods(matrix, bot, [alice, mallory], bot_level=60)
+    policy = await create_room(
+        owner, name="Ban list", invite=[bot.user.user_id], power_levels={bot.user.user_id: 50}
+    )
+    await owner.wait_for_room(policy, members=[bot.user.user_id], timeout=TIMEOUT)
+    await say(owner, mods, bot, f"!safebot policy {policy}", "will be written to that policy")
+    reference = await walk_report(alice, dm, bot, mallory.user_id, "x", "skip")
+    await from_bot(owner, mods, bot, lambda body: reference in body)
+    done = await say(owner, mods, bot, f"!safebot ban {reference} share", "Banned")
+    assert "Shared to the policy list" in done.body
+    state = await owner.client.room_get_state(policy)
+    rules = [e for e in state.events if e["type"] == "m.policy.rule.user"]
+    [rule] = rules
+    assert rule["content"]["entity"] == mallory.user_id
+    assert rule["content"]["recommendation"] == "m.ban"
+    assert rule["content"]["reason"] == "Money demanded (financial sextortion)"  # category only
+    assert rule["sender"] == bot.user.user_id
+    members = await owner.client.room_get_state(community)
+    [membership] = [
+        e
+        for e in members.events
+        if e["type"] == "m.room.member" and e["state_key"] == mallory.user_id
+    ]
+    assert membership["content"]["membership"] == "ban"
+    assert reference in membership["content"].get("reason", "")
+    actions = [e.action for e in await bot.store.audit_log(reference)]
+    assert "ban" in actions and "policy_rule" in actions
 
 
 async def test_non_moderators_are_refused(matrix: MatrixHarness, bot: Bot) -> None:

@@ -24,3 +24,19 @@ def test_message_links_only_with_a_room_id() -> None:
         "https://example.org/not-matrix",
     )
     assert message_links(links) == [("!abc:example.org", "$ev1")]
+
+
+def test_who_may_ban_whom() -> None:
+    from adapters.matrix.powers import RoomPowers
+
+    powers = RoomPowers.from_state(
+        "@owner:x",
+        {"room_version": "12"},
+        {"ban": 50, "kick": 50, "users": {"@mod:x": 50, "@helper:x": 40, "@bad:x": 50}},
+        ["@owner:x", "@mod:x", "@helper:x", "@bad:x"],
+    )
+    assert powers.can_ban("@owner:x") and powers.can_ban("@mod:x")
+    assert not powers.can_ban("@helper:x")  # below the ban level
+    assert powers.outranks("@owner:x", "@bad:x")
+    assert not powers.outranks("@mod:x", "@bad:x")  # the same level
+    assert not powers.outranks("@mod:x", "@owner:x")  # never a creator

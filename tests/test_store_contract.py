@@ -627,6 +627,13 @@ async def test_community_region_is_kept(store: Store) -> None:
     assert [c.region for c in listed] == ["UK"]
 
 
+async def test_community_policy_room_is_kept(store: Store) -> None:
+    await store.put_community(config())
+    assert (await store.get_community(GUILD)).policy_room == ""  # type: ignore[union-attr]
+    await store.put_community(config(policy_room="!list:example.org"))
+    assert await store.get_community(GUILD) == config(policy_room="!list:example.org")
+
+
 async def test_list_communities_by_platform(store: Store) -> None:
     first, second = config(GUILD, name="Zeta"), config(OTHER_GUILD, name="Alpha")
     room = config(ROOM, destination="!mods:example.org")

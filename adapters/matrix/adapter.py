@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from nio import (
     MatrixRoom,
     MegolmEvent,
     ReactionEvent,
+    RoomBanResponse,
     RoomCreateResponse,
     RoomEncryptedMedia,
     RoomGetEventResponse,
@@ -40,6 +42,7 @@ from nio import (
     RoomKeyEvent,
     RoomMessageMedia,
     RoomMessageText,
+    RoomPutStateResponse,
     RoomRedactResponse,
     RoomResolveAliasResponse,
     RoomSendResponse,
@@ -117,6 +120,8 @@ MOD_COMMANDS = frozenset(
         "note",
         "export",
         "report-server",
+        "ban",
+        "policy",
         "help",
     }
 )
@@ -708,6 +713,14 @@ class MatrixAdapter:
                 await self._say(room.room_id, "matrix.mod.help")
                 return
             await self._act(room.room_id, sender, args[0].upper(), name)
+        elif name == "ban" and len(args) in (1, 2) and is_reference(args[0].upper()):
+            share = len(args) == 2 and args[1].lower() == "share"
+            if len(args) == 2 and not share:
+                await self._say(room.room_id, "matrix.mod.help")
+                return
+            await self._act(room.room_id, sender, args[0].upper(), "ban", share=share)
+        elif name == "policy" and len(args) == 1:
+            await self._policy_room(room, sender, args[0])
         elif name == "note" and len(args) >= 2 and is_reference(args[0].upper()):
             await self._act(room.room_id, sender, args[0].upper(), name, note=" ".join(args[1:]))
         elif name == "link" and len(args) in (1, 2):
@@ -750,6 +763,7 @@ class MatrixAdapter:
             locale=existing.locale if existing else self.content.default_locale,
             blocked=existing.blocked if existing else (),
             region=region if region is not None else (existing.region if existing else ""),
+            policy_room=existing.policy_room if existing else "",
         )
         await self.bot.configure_community(config, actor=sender)
         await self._say(room.room_id, "matrix.mod.linked", room=name)
@@ -762,7 +776,7 @@ class MatrixAdapter:
             wanted = await self._resolve(target)
             linked = [c for c in linked if c.community.id == wanted]
         if len(linked) != 1:
-            await self._say(room.room_id, "matrix.mod.which_room")
+            await self._say(room.room_id, "matrix.mod.policy_which")
             return
         config = linked[0]
         powers = await self._powers(config.community.id)
@@ -805,6 +819,7 @@ class MatrixAdapter:
         root: str | None = None,
         *,
         note: str = "",
+        share: bool = False,
     ) -> None:
         """A moderator action from a command or a reaction in a moderator room: only for
         reports of a community linked to this very room, by a moderator of that community
@@ -821,6 +836,10 @@ class MatrixAdapter:
         if powers is None or not powers.is_moderator(sender):
             refused = self.content.spans(config.locale, "matrix.mod.not_moderator")
             await self._send(room_id, in_thread(notice(plain_text(refused)), root))
+            return
+        if action == "ban":
+            text = await self._ban(config, report, sender, share=share)
+            await self._send(room_id, in_thread(notice(text), root))
             return
         if action == "report-server":
             text = await self._report_to_server(config, report, sender)
@@ -870,6 +889,74 @@ class MatrixAdapter:
             failed=str(done.failed),
             **values,
         )
+
+    async def _ban(
+        self, config: CommunityConfig, report: Report, moderator: str, *, share: bool
+    ) -> str:
+        """Ban the one user the report names from the community room, if the moderator could
+        do it themselves and the bot is able to; with ``share``, also write the ban to the
+        community's policy list as an m.policy.rule.user rule whose reason is the report's
+        category (never its words)."""
+        assert self.client is not None
+        locale, values = config.locale, {"reference": report.reference}
+        named = user_ids(report.offender)
+        if len(named) != 1:
+            return self._text(locale, "matrix.mod.ban_who", **values)
+        target = named[0]
+        room_id = config.community.id
+        powers = await self._powers(room_id)
+        if (
+            powers is None
+            or not powers.can_ban(moderator)
+            or not powers.outranks(moderator, target)
+        ):
+            return self._text(locale, "matrix.mod.ban_not_allowed", user=target, **values)
+        if not powers.can_ban(self.user_id) or not powers.outranks(self.user_id, target):
+            return self._text(locale, "matrix.mod.ban_bot_cannot", user=target, **values)
+        category = self.content.text(locale, f"alert.category.{report.category}")
+        reason = f"{category} (SafeBot {report.reference})"
+        response = await self.client.room_ban(room_id, target, reason=reason)
+        if not isinstance(response, RoomBanResponse):
+            return self._text(locale, "matrix.mod.ban_failed", user=target, **values)
+        await self.bot.record(moderator, "ban", report.reference, config.community)
+        text = self._text(locale, "matrix.mod.banned", user=target, **values)
+        if not share:
+            return text
+        if not config.policy_room:
+            return text + " " + self._text(locale, "matrix.mod.no_policy_room")
+        rule = {"entity": target, "recommendation": "m.ban", "reason": category}
+        key = "rule:" + hashlib.sha256(target.encode()).hexdigest()[:32]
+        put = await self.client.room_put_state(
+            config.policy_room, "m.policy.rule.user", rule, state_key=key
+        )
+        if not isinstance(put, RoomPutStateResponse):
+            return text + " " + self._text(locale, "matrix.mod.policy_failed")
+        await self.bot.record(moderator, "policy_rule", report.reference, config.community)
+        return text + " " + self._text(locale, "matrix.mod.policy_shared")
+
+    async def _policy_room(self, room: MatrixRoom, sender: str, target: str) -> None:
+        """Set (or, with ``off``, clear) the policy list room of the community linked here."""
+        linked = [
+            c for c in await self.store.list_communities(PLATFORM) if c.destination == room.room_id
+        ]
+        if len(linked) != 1:
+            await self._say(room.room_id, "matrix.mod.policy_which")
+            return
+        config = linked[0]
+        powers = await self._powers(config.community.id)
+        if powers is None or not powers.is_moderator(sender):
+            await self._say(room.room_id, "matrix.mod.not_moderator", config.locale)
+            return
+        policy = ""
+        if target.lower() != "off":
+            resolved = await self._resolve(target)
+            if resolved is None or self.client is None or resolved not in self.client.rooms:
+                await self._say(room.room_id, "matrix.mod.policy_not_in_room", config.locale)
+                return
+            policy = resolved
+        await self.bot.configure_community(replace(config, policy_room=policy), actor=sender)
+        key = "matrix.mod.policy_set" if policy else "matrix.mod.policy_off"
+        await self._say(room.room_id, key, config.locale)
 
     def _text(self, locale: str, key: str, **values: str) -> str:
         return plain_text(self.content.spans(locale, key, **values))

@@ -34,6 +34,7 @@ class RoomPowers:
     users_default: int
     threshold: int  # the lower of the kick and ban levels: who counts as a moderator
     joined: frozenset[str]  # members joined now
+    ban: int = _DEFAULT_BAN  # the level needed to ban
 
     @classmethod
     def from_events(cls, events: Iterable[Mapping[str, Any]]) -> RoomPowers:
@@ -82,7 +83,23 @@ class RoomPowers:
             _int(power_levels.get("users_default"), 0),
             threshold,
             frozenset(joined),
+            _int(power_levels.get("ban"), _DEFAULT_BAN),
         )
+
+    def level(self, user_id: str) -> int:
+        return self.users.get(user_id, self.users_default)
+
+    def can_ban(self, user_id: str) -> bool:
+        """Joined, and a creator or at the ban level (what the homeserver itself checks)."""
+        return user_id in self.joined and (
+            user_id in self.creators or self.level(user_id) >= self.ban
+        )
+
+    def outranks(self, user_id: str, other: str) -> bool:
+        """``user_id`` may ban ``other``: a higher level, and ``other`` is not a creator."""
+        if other in self.creators:
+            return False
+        return user_id in self.creators or self.level(user_id) > self.level(other)
 
     def is_moderator(self, user_id: str) -> bool:
         if user_id not in self.joined:

@@ -94,6 +94,7 @@ def community(row: Row) -> CommunityConfig:
         blocked=tuple(json.loads(row["blocked"])),
         updated_at=float(row["updated_at"]),
         region=row["region"],
+        policy_room=row["policy_room"],
     )
 
 

@@ -162,6 +162,11 @@ CREATE TABLE case_notes (
 CREATE INDEX case_notes_by_reference ON case_notes (reference, id);
 """
 
+_V9 = """
+-- Matrix: the policy list room where shared bans are written as m.policy.rule.user ('' = none).
+ALTER TABLE communities ADD COLUMN policy_room TEXT NOT NULL DEFAULT '';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, reports and outbox", _V1),
     Migration(2, "community settings and audit log", _V2),
@@ -171,6 +176,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "memberships learned from guild interactions", _V6),
     Migration(7, "urgent reports", _V7),
     Migration(8, "case notes", _V8),
+    Migration(9, "policy list room", _V9),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -159,7 +159,11 @@ CREATE TABLE case_notes (
 CREATE INDEX case_notes_by_reference ON case_notes (reference, id);
 """
 
-_SCRIPTS = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_V9 = """
+ALTER TABLE communities ADD COLUMN policy_room TEXT NOT NULL DEFAULT '';
+"""
+
+_SCRIPTS = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
     Migration(m.version, m.description, script)

@@ -98,7 +98,8 @@ _OUTBOX_FIELDS = (
 _REPORT_COLUMNS = ", ".join(_REPORT_FIELDS)
 _OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
 _COMMUNITY_COLUMNS = (
-    "community, platform, name, destination, mention, locale, blocked, updated_at, region"
+    "community, platform, name, destination, mention, locale, blocked, updated_at, region, "
+    "policy_room"
 )
 _AUDIT_COLUMNS = "at, actor, action, reference, community"
 
@@ -548,12 +549,12 @@ class PostgresStore:
     async def put_community(self, config: CommunityConfig) -> None:
         await self._write(
             f"INSERT INTO communities ({_COMMUNITY_COLUMNS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
             "ON CONFLICT (community) DO UPDATE SET platform = excluded.platform, "
             "name = excluded.name, destination = excluded.destination, "
             "mention = excluded.mention, locale = excluded.locale, "
             "blocked = excluded.blocked, updated_at = excluded.updated_at, "
-            "region = excluded.region",
+            "region = excluded.region, policy_room = excluded.policy_room",
             config.community.key,
             config.community.platform,
             config.name,
@@ -563,6 +564,7 @@ class PostgresStore:
             codec.dumps(list(config.blocked)),
             float(config.updated_at),
             config.region,
+            config.policy_room,
         )
 
     async def delete_community(self, community: CommunityId) -> None:

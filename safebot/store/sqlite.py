@@ -87,7 +87,8 @@ _OUTBOX_COLUMNS = (
     "parked, last_error"
 )
 _COMMUNITY_COLUMNS = (
-    "community, platform, name, destination, mention, locale, blocked, updated_at, region"
+    "community, platform, name, destination, mention, locale, blocked, updated_at, region, "
+    "policy_room"
 )
 _AUDIT_COLUMNS = "at, actor, action, reference, community"
 
@@ -509,12 +510,12 @@ class SqliteStore:
         async with self._transaction(durable=True) as conn:
             await conn.execute(
                 f"INSERT INTO communities ({_COMMUNITY_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (community) DO UPDATE SET platform = excluded.platform, "
                 "name = excluded.name, destination = excluded.destination, "
                 "mention = excluded.mention, locale = excluded.locale, "
                 "blocked = excluded.blocked, updated_at = excluded.updated_at, "
-                "region = excluded.region",
+                "region = excluded.region, policy_room = excluded.policy_room",
                 (
                     config.community.key,
                     config.community.platform,
@@ -525,6 +526,7 @@ class SqliteStore:
                     codec.dumps(list(config.blocked)),
                     config.updated_at,
                     config.region,
+                    config.policy_room,
                 ),
             )
 
