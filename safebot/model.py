@@ -281,6 +281,9 @@ class CommunityConfig:
     # Matrix: a policy list room where bans moderators choose to share are written as
     # m.policy.rule.user rules ('' = none).
     policy_room: str = ""
+    # Where the second reminder of an alert nobody acknowledged goes too: a role to ping
+    # (Discord) or a room (Matrix); '' = only the moderators again.
+    escalate_to: str = ""
 
 
 @dataclass(frozen=True, slots=True)

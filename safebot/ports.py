@@ -47,12 +47,20 @@ class PlatformPort(Protocol):
         ...
 
     async def reply_to_alert(
-        self, config: CommunityConfig, alert: Alert, message: Message, key: str, *, ping: bool
+        self,
+        config: CommunityConfig,
+        alert: Alert,
+        message: Message,
+        key: str,
+        *,
+        ping: bool,
+        escalate: bool = False,
     ) -> None:
         """Post ``message`` under ``alert``: as a reply to it, or in its thread, where the
         platform can. A reminder that nobody has acknowledged it pings the moderators again
-        (``ping``; never the reported person); a note from the reporter does not. Untrusted
-        spans are shown inert. Idempotent per ``key``, like the other deliveries."""
+        (``ping``; never the reported person); a note from the reporter does not. The last
+        reminder (``escalate``) also reaches ``config.escalate_to`` when one is set (a second
+        role, a second room). Untrusted spans are shown inert. Idempotent per ``key``."""
         ...
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:

@@ -583,7 +583,10 @@ class SafeBot:
                     config.locale, "alert.reminder", reference=report.reference, minutes=str(waited)
                 )
             )
-            await self.port.reply_to_alert(config, alert, reminder, item.key, ping=True)
+            last = item.payload.get("level") == "2"
+            await self.port.reply_to_alert(
+                config, alert, reminder, item.key, ping=True, escalate=last
+            )
             await self.store.audit(
                 AuditEntry(self.clock(), "safebot", "escalate", report.reference, config.community)
             )

@@ -279,6 +279,32 @@ async def test_an_unacknowledged_alert_gets_a_reminder_reply_with_a_fresh_ping(
     assert [e.action for e in log].count("escalate") == 1
 
 
+async def test_the_last_reminder_pings_the_escalation_role(
+    world: World, engine: Engine, store: Store, settings: Settings
+) -> None:
+    oncall = world.fake.add_role(world.guild, "On call", 0, mentionable=True)
+    soon = EscalationSettings(after_minutes=0.01, urgent_after_minutes=0.01, again_minutes=0.02)
+    adapter = make_adapter(engine, store, replace(settings, escalation=soon))
+    async with running(world, adapter):
+        inter = await world.fake.slash(
+            world.owner,
+            "safety",
+            {"channel": world.safety, "role": world.mod_role, "escalate_role": oncall},
+            guild=world.guild,
+            subcommand="setup",
+        )
+        assert "Saved" in await reply_text(inter)
+        await report_by_dm(world, offender="someone", details="x", evidence="skip")
+        await world.fake.wait_for_message(channel_id=world.safety)
+        second = await world.fake.wait_for_message(
+            channel_id=world.safety,
+            predicate=lambda m: (m.content or "").startswith(f"<@&{oncall.id}>"),
+            timeout=10,
+        )
+    assert roles_of(second.allowed_mentions) == [str(oncall.id)]
+    assert "Reminder" in second.content
+
+
 async def test_typed_replies_work_too(world: World, bot: DiscordAdapter) -> None:
     await dm(world, world.alice, "hi")
     msg = await dm(world, world.alice, "how do I block them")

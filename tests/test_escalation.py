@@ -110,3 +110,19 @@ def test_escalation_settings_are_read_and_checked(tmp_path: object) -> None:
     path.write_text("[escalation]\nagain_minutes = 0\n")
     with pytest.raises(SettingsError, match="escalation"):
         load_settings(path)
+
+
+async def test_the_last_reminder_also_reaches_the_escalation_target(
+    bot: MemoryBot, clock: Clock
+) -> None:
+    home, _alice, _reference = await _reported(bot)
+    config = await bot.service.store.get_community(home.id)
+    assert config is not None
+    await bot.service.configure_community(replace(config, escalate_to="oncall"), actor="admin")
+    clock.advance(15 * MINUTE)
+    await bot.deliver()
+    assert bot.platform.sent_to("oncall") == []  # the first reminder stays with the moderators
+    clock.advance(30 * MINUTE)
+    await bot.deliver()
+    [escalated] = bot.platform.sent_to("oncall")
+    assert escalated.kind == "escalation" and escalated.message is not None

@@ -278,7 +278,9 @@ async def test_an_unacknowledged_alert_gets_a_reminder_in_its_thread(
     settings = Settings(
         database_url=str(tmp_path / "bot.db"),
         outbox=OutboxSettings(max_attempts=30, base_delay=0.2, max_delay=1.0),
-        escalation=EscalationSettings(after_minutes=0.05, urgent_after_minutes=0.05),
+        escalation=EscalationSettings(
+            after_minutes=0.05, urgent_after_minutes=0.05, again_minutes=0.05
+        ),
     )
     bot = Bot(matrix, engine, store, settings, tmp_path)
     await bot.start()
@@ -288,11 +290,15 @@ async def test_an_unacknowledged_alert_gets_a_reminder_in_its_thread(
         owner, _community, mods = await community_with_mods(
             matrix, bot, [alice, mallory], moderators=(mallory,)
         )
+        oncall = await create_room(owner, name="On call", invite=[bot.user.user_id])
+        await owner.wait_for_room(oncall, members=[bot.user.user_id], timeout=TIMEOUT)
+        await say(owner, mods, bot, f"!safebot escalate {oncall}", "second one will also go")
         reference = await walk_report(alice, dm, bot, mallory.user_id, "x", "skip")
         alert = await from_bot(
             owner, mods, bot, lambda body: reference in body and "URGENT" not in body
         )
         reminder = await from_bot(owner, mods, bot, lambda body: "Reminder" in body)
+        escalated = await from_bot(owner, oncall, bot, lambda body: "Reminder" in body)
     finally:
         await bot.stop()
     content = reminder.source["content"]
@@ -301,6 +307,10 @@ async def test_an_unacknowledged_alert_gets_a_reminder_in_its_thread(
     # A fresh ping of the moderators, never of the reported one.
     assert content["m.mentions"] == {"user_ids": [owner.user_id]}
     assert "is one of this community's moderators" in reminder.body
+    # The second room gets the last reminder: the reference and the wait, nothing of the report.
+    assert reference in escalated.body and "content" not in escalated.source["content"]
+    assert escalated.source["content"]["m.mentions"] == {"user_ids": []}
+    assert mallory.user_id not in escalated.body
 
 
 async def test_my_reports_and_a_note_in_the_alert_thread(matrix: MatrixHarness, bot: Bot) -> None:

@@ -632,6 +632,8 @@ async def test_community_policy_room_is_kept(store: Store) -> None:
     assert (await store.get_community(GUILD)).policy_room == ""  # type: ignore[union-attr]
     await store.put_community(config(policy_room="!list:example.org"))
     assert await store.get_community(GUILD) == config(policy_room="!list:example.org")
+    await store.put_community(config(escalate_to="!oncall:example.org"))
+    assert await store.get_community(GUILD) == config(escalate_to="!oncall:example.org")
 
 
 async def test_list_communities_by_platform(store: Store) -> None:

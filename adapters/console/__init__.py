@@ -86,7 +86,14 @@ class ConsolePlatform:
             self.box([f"{alert.reference}: {status}"])
 
     async def reply_to_alert(
-        self, config: CommunityConfig, alert: Alert, message: Message, key: str, *, ping: bool
+        self,
+        config: CommunityConfig,
+        alert: Alert,
+        message: Message,
+        key: str,
+        *,
+        ping: bool,
+        escalate: bool = False,
     ) -> None:
         if self._once(key):
             who = f"@{self.settings.console.moderator} " if ping else ""

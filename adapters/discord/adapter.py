@@ -544,6 +544,7 @@ class DiscordAdapter:
         channel: discord.TextChannel,
         role: discord.Role,
         region: str | None = None,
+        escalate_role: discord.Role | None = None,
     ) -> None:
         locale = self._locale_of(interaction)
         if interaction.guild is None:
@@ -553,11 +554,14 @@ class DiscordAdapter:
             await self._private(interaction, self.t("discord.need_manage_server", locale))
             return
         guild = interaction.guild
-        bot_holds = guild.me is not None and role in guild.me.roles
-        problem = await role_problem(self.client.http, guild.id, role, bot_holds)
-        if problem is not None:
-            await self._private(interaction, self.t(problem, locale, role=role.name))
-            return
+        for checked in (role, escalate_role):
+            if checked is None:
+                continue
+            holds = guild.me is not None and checked in guild.me.roles
+            problem = await role_problem(self.client.http, guild.id, checked, holds)
+            if problem is not None:
+                await self._private(interaction, self.t(problem, locale, role=checked.name))
+                return
         existing = await self.store.get_community(community_of(guild).id)
         config = CommunityConfig(
             community=community_of(guild).id,
@@ -567,6 +571,12 @@ class DiscordAdapter:
             locale=existing.locale if existing else locale,
             blocked=existing.blocked if existing else (),
             region=region if region is not None else (existing.region if existing else ""),
+            policy_room=existing.policy_room if existing else "",
+            escalate_to=(
+                str(escalate_role.id)
+                if escalate_role is not None
+                else (existing.escalate_to if existing else "")
+            ),
         )
         await self.bot.configure_community(config, actor=str(interaction.user.id))
         text = self.t("discord.setup_done", locale, channel=f"#{channel.name}", role=role.name)
@@ -686,6 +696,7 @@ class DiscordAdapter:
             channel=s("discord.cmd.setup_channel"),
             role=s("discord.cmd.setup_role"),
             region=s("discord.cmd.setup_region"),
+            escalate_role=s("discord.cmd.setup_escalate_role"),
         )
         @app_commands.choices(region=regions)
         async def setup(
@@ -693,8 +704,9 @@ class DiscordAdapter:
             channel: discord.TextChannel,
             role: discord.Role,
             region: str | None = None,
+            escalate_role: discord.Role | None = None,
         ) -> None:
-            await adapter.setup_command(interaction, channel, role, region)
+            await adapter.setup_command(interaction, channel, role, region, escalate_role)
 
         @group.command(name="status", description=s("discord.cmd.status"))
         async def status(interaction: discord.Interaction[Any]) -> None:
@@ -905,7 +917,14 @@ class DiscordAdapter:
             raise DeliveryError(f"discord error {exc.status}") from None
 
     async def reply_to_alert(
-        self, config: CommunityConfig, alert: Alert, message: Message, key: str, *, ping: bool
+        self,
+        config: CommunityConfig,
+        alert: Alert,
+        message: Message,
+        key: str,
+        *,
+        ping: bool,
+        escalate: bool = False,
     ) -> None:
         """A reply to the alert; with ``ping``, the moderator role is pinged again (never a
         role the reported member holds: then nobody, as for the alert itself)."""
@@ -913,7 +932,10 @@ class DiscordAdapter:
         role: str | None = None
         text = text_of(message.spans)
         if ping:
-            role, checked = await self._alert_ping(config, alert)
+            target = config
+            if escalate and config.escalate_to and config.escalate_to != config.community.id:
+                target = replace(config, mention=config.escalate_to)  # the second role
+            role, checked = await self._alert_ping(target, alert)
             text = self._ping(config, role) + text
             if checked.warning:
                 text += f"\n{checked.warning}"

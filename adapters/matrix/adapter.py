@@ -122,6 +122,7 @@ MOD_COMMANDS = frozenset(
         "report-server",
         "ban",
         "policy",
+        "escalate",
         "help",
     }
 )
@@ -719,8 +720,8 @@ class MatrixAdapter:
                 await self._say(room.room_id, "matrix.mod.help")
                 return
             await self._act(room.room_id, sender, args[0].upper(), "ban", share=share)
-        elif name == "policy" and len(args) == 1:
-            await self._policy_room(room, sender, args[0])
+        elif name in ("policy", "escalate") and len(args) == 1:
+            await self._second_room(room, sender, args[0], name)
         elif name == "note" and len(args) >= 2 and is_reference(args[0].upper()):
             await self._act(room.room_id, sender, args[0].upper(), name, note=" ".join(args[1:]))
         elif name == "link" and len(args) in (1, 2):
@@ -764,6 +765,7 @@ class MatrixAdapter:
             blocked=existing.blocked if existing else (),
             region=region if region is not None else (existing.region if existing else ""),
             policy_room=existing.policy_room if existing else "",
+            escalate_to=existing.escalate_to if existing else "",
         )
         await self.bot.configure_community(config, actor=sender)
         await self._say(room.room_id, "matrix.mod.linked", room=name)
@@ -934,8 +936,9 @@ class MatrixAdapter:
         await self.bot.record(moderator, "policy_rule", report.reference, config.community)
         return text + " " + self._text(locale, "matrix.mod.policy_shared")
 
-    async def _policy_room(self, room: MatrixRoom, sender: str, target: str) -> None:
-        """Set (or, with ``off``, clear) the policy list room of the community linked here."""
+    async def _second_room(self, room: MatrixRoom, sender: str, target: str, kind: str) -> None:
+        """Set (or, with ``off``, clear) a room of the community linked here: its policy list
+        (``policy``) or where the last reminder of a waiting alert goes too (``escalate``)."""
         linked = [
             c for c in await self.store.list_communities(PLATFORM) if c.destination == room.room_id
         ]
@@ -951,11 +954,15 @@ class MatrixAdapter:
         if target.lower() != "off":
             resolved = await self._resolve(target)
             if resolved is None or self.client is None or resolved not in self.client.rooms:
-                await self._say(room.room_id, "matrix.mod.policy_not_in_room", config.locale)
+                await self._say(room.room_id, "matrix.mod.not_in_room", config.locale)
                 return
             policy = resolved
-        await self.bot.configure_community(replace(config, policy_room=policy), actor=sender)
-        key = "matrix.mod.policy_set" if policy else "matrix.mod.policy_off"
+        if kind == "policy":
+            changed = replace(config, policy_room=policy)
+        else:
+            changed = replace(config, escalate_to=policy)
+        await self.bot.configure_community(changed, actor=sender)
+        key = f"matrix.mod.{kind}_set" if policy else f"matrix.mod.{kind}_off"
         await self._say(room.room_id, key, config.locale)
 
     def _text(self, locale: str, key: str, **values: str) -> str:
@@ -1106,7 +1113,14 @@ class MatrixAdapter:
         await self._send(config.destination, status_content(alert, root), txn=_txn(key))
 
     async def reply_to_alert(
-        self, config: CommunityConfig, alert: Alert, message: Message, key: str, *, ping: bool
+        self,
+        config: CommunityConfig,
+        alert: Alert,
+        message: Message,
+        key: str,
+        *,
+        ping: bool,
+        escalate: bool = False,
     ) -> None:
         if self.client is None or config.destination not in self.client.rooms:
             raise DeliveryError("the bot is not in the moderator room")
@@ -1120,6 +1134,11 @@ class MatrixAdapter:
         root = await self._find_alert(config.destination, alert.key, _THREAD_ROOT_PAGES)
         content = alert_reply_content(message, moderators, root, alert.reference)
         await self._send(config.destination, content, txn=_txn(key))
+        if escalate and config.escalate_to and config.escalate_to in self.client.rooms:
+            # The second room sees only that a report waits, never what it says.
+            body = alert_reply_content(message, [], None, alert.reference)
+            body["msgtype"] = "m.text"  # a notification, like any message in that room
+            await self._send(config.escalate_to, body, txn=_txn(f"{key}:to"))
 
     async def _replace_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         """Take a forgotten reporter's name off their alert. An ``m.replace`` edit would not:

@@ -77,6 +77,10 @@ class MemoryPlatform:
         """Messages posted under alerts without a ping (notes from the reporter)."""
         return [s for s in self.seen.values() if s.kind == "reply" and destination in (None, s.to)]
 
+    def sent_to(self, destination: str) -> list[Sent]:
+        """Everything delivered to ``destination``, in order."""
+        return [s for s in self.seen.values() if s.to == destination]
+
     def private(self, person: PersonId) -> list[Message]:
         return [
             s.message
@@ -111,11 +115,20 @@ class MemoryPlatform:
         self._record(Sent("update", key, config.destination, alert=alert))
 
     async def reply_to_alert(
-        self, config: CommunityConfig, alert: Alert, message: Message, key: str, *, ping: bool
+        self,
+        config: CommunityConfig,
+        alert: Alert,
+        message: Message,
+        key: str,
+        *,
+        ping: bool,
+        escalate: bool = False,
     ) -> None:
         self._gate(config.destination)
         kind = "reminder" if ping else "reply"
         self._record(Sent(kind, key, config.destination, alert=alert, message=message))
+        if escalate and config.escalate_to:
+            self._record(Sent("escalation", f"{key}:to", config.escalate_to, alert, message))
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         self._gate(person.key)

@@ -95,6 +95,7 @@ def community(row: Row) -> CommunityConfig:
         updated_at=float(row["updated_at"]),
         region=row["region"],
         policy_room=row["policy_room"],
+        escalate_to=row["escalate_to"],
     )
 
 

@@ -165,6 +165,8 @@ CREATE INDEX case_notes_by_reference ON case_notes (reference, id);
 _V9 = """
 -- Matrix: the policy list room where shared bans are written as m.policy.rule.user ('' = none).
 ALTER TABLE communities ADD COLUMN policy_room TEXT NOT NULL DEFAULT '';
+-- Where the second reminder of an unacknowledged alert goes too: a Discord role, a Matrix room.
+ALTER TABLE communities ADD COLUMN escalate_to TEXT NOT NULL DEFAULT '';
 """
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -176,7 +178,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "memberships learned from guild interactions", _V6),
     Migration(7, "urgent reports", _V7),
     Migration(8, "case notes", _V8),
-    Migration(9, "policy list room", _V9),
+    Migration(9, "policy list room and escalation target", _V9),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -161,6 +161,7 @@ CREATE INDEX case_notes_by_reference ON case_notes (reference, id);
 
 _V9 = """
 ALTER TABLE communities ADD COLUMN policy_room TEXT NOT NULL DEFAULT '';
+ALTER TABLE communities ADD COLUMN escalate_to TEXT NOT NULL DEFAULT '';
 """
 
 _SCRIPTS = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)

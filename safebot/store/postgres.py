@@ -99,7 +99,7 @@ _REPORT_COLUMNS = ", ".join(_REPORT_FIELDS)
 _OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
 _COMMUNITY_COLUMNS = (
     "community, platform, name, destination, mention, locale, blocked, updated_at, region, "
-    "policy_room"
+    "policy_room, escalate_to"
 )
 _AUDIT_COLUMNS = "at, actor, action, reference, community"
 
@@ -549,12 +549,13 @@ class PostgresStore:
     async def put_community(self, config: CommunityConfig) -> None:
         await self._write(
             f"INSERT INTO communities ({_COMMUNITY_COLUMNS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
             "ON CONFLICT (community) DO UPDATE SET platform = excluded.platform, "
             "name = excluded.name, destination = excluded.destination, "
             "mention = excluded.mention, locale = excluded.locale, "
             "blocked = excluded.blocked, updated_at = excluded.updated_at, "
-            "region = excluded.region, policy_room = excluded.policy_room",
+            "region = excluded.region, policy_room = excluded.policy_room, "
+            "escalate_to = excluded.escalate_to",
             config.community.key,
             config.community.platform,
             config.name,
@@ -565,6 +566,7 @@ class PostgresStore:
             float(config.updated_at),
             config.region,
             config.policy_room,
+            config.escalate_to,
         )
 
     async def delete_community(self, community: CommunityId) -> None:

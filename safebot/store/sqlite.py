@@ -88,7 +88,7 @@ _OUTBOX_COLUMNS = (
 )
 _COMMUNITY_COLUMNS = (
     "community, platform, name, destination, mention, locale, blocked, updated_at, region, "
-    "policy_room"
+    "policy_room, escalate_to"
 )
 _AUDIT_COLUMNS = "at, actor, action, reference, community"
 
@@ -510,12 +510,13 @@ class SqliteStore:
         async with self._transaction(durable=True) as conn:
             await conn.execute(
                 f"INSERT INTO communities ({_COMMUNITY_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (community) DO UPDATE SET platform = excluded.platform, "
                 "name = excluded.name, destination = excluded.destination, "
                 "mention = excluded.mention, locale = excluded.locale, "
                 "blocked = excluded.blocked, updated_at = excluded.updated_at, "
-                "region = excluded.region, policy_room = excluded.policy_room",
+                "region = excluded.region, policy_room = excluded.policy_room, "
+                "escalate_to = excluded.escalate_to",
                 (
                     config.community.key,
                     config.community.platform,
@@ -527,6 +528,7 @@ class SqliteStore:
                     config.updated_at,
                     config.region,
                     config.policy_room,
+                    config.escalate_to,
                 ),
             )
 
