@@ -376,16 +376,24 @@ class SafeBot:
         return ReportSubmitted(person, reference)
 
     # --- moderators -----------------------------------------------------------------------
+    async def _report_of(
+        self, community: CommunityId, reference: str
+    ) -> tuple[str, str, Report | None]:
+        """The community's language, the normalized reference and the report if it is one of
+        that community's (None otherwise: moderators act only on their own reports)."""
+        config = await self.store.get_community(community)
+        locale = config.locale if config else self.content.default_locale
+        reference = reference.strip().upper()
+        report = await self.store.get_report(reference)
+        return locale, reference, report if report and report.community == community else None
+
     async def moderator_action(
         self, community: CommunityId, reference: str, action: str, moderator: str
     ) -> ModeratorReply:
         """A moderator of ``community`` acts on a report. The adapter has already checked that
         the person is a moderator there; this checks the report belongs to that community."""
-        config = await self.store.get_community(community)
-        locale = config.locale if config else self.content.default_locale
-        reference = reference.strip().upper()
-        report = await self.store.get_report(reference)
-        if report is None or report.community != community:
+        locale, reference, report = await self._report_of(community, reference)
+        if report is None:
             return self._mod_reply(False, locale, "mod.unknown", reference, None)
         try:
             kind = Action(action)
@@ -407,11 +415,8 @@ class SafeBot:
     ) -> ModeratorReply:
         """A moderator of ``community`` keeps a note with one of its reports (audited). The
         adapter has checked that they are a moderator there; this checks the report."""
-        config = await self.store.get_community(community)
-        locale = config.locale if config else self.content.default_locale
-        reference = reference.strip().upper()
-        report = await self.store.get_report(reference)
-        if report is None or report.community != community:
+        locale, reference, report = await self._report_of(community, reference)
+        if report is None:
             return self._mod_reply(False, locale, "mod.unknown", reference, None)
         words = clean_text(text).strip()[: self.engine.policy.max_details_chars]
         if not any(ch.isalnum() for ch in words):

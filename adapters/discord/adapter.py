@@ -370,16 +370,26 @@ class DiscordAdapter:
                 text, ephemeral=True, allowed_mentions=NO_MENTIONS
             )
 
+    async def _moderator_here(
+        self, interaction: discord.Interaction[Any]
+    ) -> tuple[discord.Guild, CommunityConfig, str, str] | None:
+        """The server, its SafeBot settings, their language and a name for the audit, when the
+        person is one of its moderators; else they are told so privately and this is None."""
+        guild = interaction.guild
+        config = await self.store.get_community(community_of(guild).id) if guild else None
+        locale = config.locale if config else self._locale_of(interaction)
+        if guild is None or config is None or not self._is_moderator(interaction, config):
+            await self._private(interaction, self.t("discord.not_moderator", locale))
+            return None
+        return guild, config, locale, f"{interaction.user.display_name} ({interaction.user.id})"
+
     async def on_mod_button(
         self, interaction: discord.Interaction[Any], action: str, reference: str
     ) -> None:
-        guild = interaction.guild
-        config = await self.store.get_community(community_of(guild).id) if guild else None
-        locale = config.locale if config else "en"
-        if guild is None or config is None or not self._is_moderator(interaction, config):
-            await self._private(interaction, self.t("discord.not_moderator", locale))
+        here = await self._moderator_here(interaction)
+        if here is None:
             return
-        who = f"{interaction.user.display_name} ({interaction.user.id})"
+        guild, config, locale, who = here
         if action == "note":
             title = self.t("discord.case_note.title", locale, reference=reference)
             prompt = self.t("discord.case_note.prompt", locale)
@@ -401,26 +411,20 @@ class DiscordAdapter:
     async def on_case_note(
         self, interaction: discord.Interaction[Any], reference: str, text: str
     ) -> None:
-        guild = interaction.guild
-        config = await self.store.get_community(community_of(guild).id) if guild else None
-        locale = config.locale if config else "en"
-        if guild is None or config is None or not self._is_moderator(interaction, config):
-            await self._private(interaction, self.t("discord.not_moderator", locale))
+        here = await self._moderator_here(interaction)
+        if here is None:
             return
-        who = f"{interaction.user.display_name} ({interaction.user.id})"
+        guild, _config, _locale, who = here
         result = await self.bot.add_case_note(community_of(guild).id, reference, who, text)
         await self._private(interaction, text_of(result.message.spans))
 
     async def export_command(self, interaction: discord.Interaction[Any], reference: str) -> None:
         """The evidence pack of one of this server's reports, as a file only the moderator
         who asked can see."""
-        guild = interaction.guild
-        config = await self.store.get_community(community_of(guild).id) if guild else None
-        locale = config.locale if config else self._locale_of(interaction)
-        if guild is None or config is None or not self._is_moderator(interaction, config):
-            await self._private(interaction, self.t("discord.not_moderator", locale))
+        here = await self._moderator_here(interaction)
+        if here is None:
             return
-        who = f"{interaction.user.display_name} ({interaction.user.id})"
+        guild, _config, locale, who = here
         pack = await self.bot.evidence(community_of(guild).id, reference, who)
         if pack is None:
             unknown = self.content.spans(locale, "mod.unknown", reference=reference[:20])
