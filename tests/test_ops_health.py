@@ -101,6 +101,11 @@ async def test_core_figures_from_a_report_and_its_delivery(bot: MemoryBot, clock
         assert seen['safebot_delivery_latency_seconds_sum{kind="alert"}'] == 102
         assert seen['safebot_delivery_latency_seconds_bucket{kind="alert",le="60"}'] == 0
         assert seen['safebot_delivery_latency_seconds_bucket{kind="alert",le="300"}'] == 1
+        assert seen["safebot_escalations_total"] == 0
+        clock.advance(15 * 60.0)  # nobody acknowledged it: a reminder with a fresh ping
+        await bot.deliver()
+        assert (await figures(server))["safebot_escalations_total"] == 1
+        assert seen["safebot_outbox_waiting"] == 0  # the reminders waiting are not alerts
         bot.platform.forbidden.add("mods")  # then the bot is thrown out: parked at once
         assert (await bot.moderate(home, reference, "ack")).ok
         await bot.deliver()
