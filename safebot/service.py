@@ -471,6 +471,11 @@ class SafeBot:
         await self.store.audit(AuditEntry(self.clock(), actor, "configure", None, config.community))
         self._outbox_wake.set()
 
+    async def unlink_community(self, community: CommunityId, actor: str) -> None:
+        """Stop sending a community's reports anywhere (its reports are kept); audited."""
+        await self.store.delete_community(community)
+        await self.store.audit(AuditEntry(self.clock(), actor, "unlink", None, community))
+
     async def _my_reports(self, person: PersonId) -> tuple[ReportSummary, ...]:
         reports = await self.store.reports_of(person, _MY_REPORTS)
         return tuple(

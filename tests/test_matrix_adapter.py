@@ -433,8 +433,30 @@ async def test_non_moderators_are_refused(matrix: MatrixHarness, bot: Bot) -> No
     report = await bot.store.get_report(reference)
     assert report is not None and report.status.value == "new"
     await say(owner, mods, bot, "!safebot status", "Cozy Gamers")
+    await say(eve, mods, bot, "!safebot policy off", "Only moderators")
+    await say(eve, mods, bot, f"!safebot export {reference}", "Only moderators")
+    await say(eve, mods, bot, f"!safebot note {reference} hi", "Only moderators")
+    await say(eve, mods, bot, f"!safebot ban {reference}", "Only moderators")
     await say(owner, mods, bot, "!safebot unlink", "Unlinked")
     assert await bot.store.list_communities("matrix") == []
+    unlinked = [e for e in await bot.store.audit_log() if e.action == "unlink"]
+    assert [e.actor for e in unlinked] == [owner.user_id]  # through the service, audited
+
+
+async def test_a_room_moderating_two_communities_asks_which(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    owner, first, mods = await community_with_mods(matrix, bot, [])
+    second = await create_room(
+        owner, name="Second", invite=[bot.user.user_id], power_levels={bot.user.user_id: 0}
+    )
+    await owner.wait_for_room(second, members=[bot.user.user_id], timeout=TIMEOUT)
+    await say(owner, mods, bot, f"!safebot link {second}", "Linked")
+    await say(owner, mods, bot, "!safebot unlink", "Which community room")
+    await say(owner, mods, bot, "!safebot policy off", "Link exactly one community")
+    await say(owner, mods, bot, f"!safebot unlink {first}", "Unlinked")
+    [left] = await bot.store.list_communities("matrix")
+    assert left.community.id == second
 
 
 async def test_unencrypted_dm_and_prefixed_commands(matrix: MatrixHarness, bot: Bot) -> None:

@@ -40,7 +40,7 @@ from safebot.content import Content
 from safebot.conversation import Engine
 from safebot.events import ChoiceSelected, CommandInvoked, Event, TextReceived
 from safebot.messages import Message, Span
-from safebot.model import AuditEntry, Community, CommunityConfig, CommunityId, PersonId
+from safebot.model import Community, CommunityConfig, CommunityId, PersonId
 from safebot.moderation import Alert, build_alert
 from safebot.ports import DeliveryError
 from safebot.service import SafeBot
@@ -515,9 +515,7 @@ class DiscordAdapter:
             await self._private(interaction, self.t("discord.bot_cannot", locale))
             return
         actor = f"{interaction.user.display_name} ({interaction.user.id})"
-        await self.store.audit(
-            AuditEntry(self.bot.clock(), actor, action, reference, community_of(guild).id)
-        )
+        await self.bot.record(actor, action, reference, community_of(guild).id)
         await self._private(
             interaction, self.t(f"discord.done.{action}", locale, reference=reference)
         )

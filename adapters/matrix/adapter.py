@@ -778,14 +778,14 @@ class MatrixAdapter:
             wanted = await self._resolve(target)
             linked = [c for c in linked if c.community.id == wanted]
         if len(linked) != 1:
-            await self._say(room.room_id, "matrix.mod.policy_which")
+            await self._say(room.room_id, "matrix.mod.which_room")
             return
         config = linked[0]
         powers = await self._powers(config.community.id)
         if powers is None or not powers.is_moderator(sender):
             await self._say(room.room_id, "matrix.mod.not_moderator")
             return
-        await self.store.delete_community(config.community)
+        await self.bot.unlink_community(config.community, actor=sender)
         await self._say(room.room_id, "matrix.mod.unlinked", room=config.name)
 
     async def _status(self, room_id: str) -> None:
