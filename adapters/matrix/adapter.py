@@ -95,18 +95,8 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "matrix"
 PREFIX = "!safebot"
-PERSON_COMMANDS = {
-    "help": "help",
-    "menu": "menu",
-    "block": "block",
-    "report": "report",
-    "resources": "resources",
-    "forget": "forget",
-    "forget-me": "forget",
-    "crisis": "crisis",
-    "language": "language",
-    "my-reports": "my-reports",
-}
+_COMMAND_ALIASES = {"forget-me": "forget"}
+"""Other names people may type for a command of content/flows.toml (which owns the list)."""
 MOD_COMMANDS = frozenset(
     {
         "link",
@@ -576,8 +566,9 @@ class MatrixAdapter:
             return
         self._remember_dm(sender, room.room_id)  # also a DM from a client without is_direct
         event: Event
-        if sub in PERSON_COMMANDS:
-            event = CommandInvoked(person_of(sender), PERSON_COMMANDS[sub])
+        command = _COMMAND_ALIASES.get(sub, sub)
+        if command and command in self.bot.engine.flow.commands:
+            event = CommandInvoked(person_of(sender), command)
         else:
             text = body.strip()[len(PREFIX) :].strip() if prefixed else body
             event = TextReceived(person_of(sender), text)
