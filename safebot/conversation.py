@@ -102,7 +102,15 @@ class Policy:
     idle_timeout: float = 30 * 60.0
     max_offender_chars: int = 200
     max_details_chars: int = 1500
+    max_evidence_chars: int = 1000  # a form's box for links (up to 10 links are kept)
     retention_days: int = 90
+
+    def input_limit(self, field: str) -> int:
+        """How much a person may type for an input node's ``field`` (forms use it as their
+        box's size; the engine cuts what is longer)."""
+        limits = {"offender": self.max_offender_chars, "evidence": self.max_evidence_chars}
+        return limits.get(field, self.max_details_chars)  # details, note
+
     default_region: str = ""  # the deployment's region; "" = the content's default (INTL)
 
 

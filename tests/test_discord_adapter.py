@@ -414,9 +414,9 @@ async def test_details_through_the_modal(world: World, bot: DiscordAdapter) -> N
     write = await world.fake.click(world.alice, msg, custom_id_for(msg, "sb:w:report.who"))
     response = await write.response()
     assert response["type"] == 9  # a modal
-    [field_id] = [
-        c["custom_id"] for c in iter_components(response["data"]["components"]) if c["type"] == 4
-    ]
+    [field] = [c for c in iter_components(response["data"]["components"]) if c["type"] == 4]
+    assert field["max_length"] == bot.bot.engine.policy.max_offender_chars  # one limit
+    field_id = field["custom_id"]
     submitted = await world.fake.submit_modal(world.alice, write, {field_id: "scammer#1"})
     nxt = await submitted.wait_followup(has_choices)
     assert "Anything else the moderators should know" in nxt.content

@@ -55,7 +55,6 @@ PLATFORM = "discord"
 NO_SERVER = "report.none"  # the flow's "no server to offer" screen
 TIMEOUT = datetime.timedelta(days=7)
 _MEMBER_REF = re.compile(r"<@!?(\d{15,20})>|^\s*(\d{15,20})\s*$")
-_INPUT_LIMITS = {"offender": 200, "details": 1500, "evidence": 1000, "note": 1500}
 _HISTORY_SCAN = 50  # recent moderator-channel messages searched for an alert already sent
 
 Send = Callable[..., Awaitable[Any]]
@@ -311,7 +310,7 @@ class DiscordAdapter:
             title=self.t("discord.modal.title", locale),
             prompt=self.t(f"discord.modal.{field}", locale),
             long=field != "offender",
-            max_length=_INPUT_LIMITS[field],
+            max_length=self.bot.engine.policy.input_limit(field),
         )
         await interaction.response.send_modal(modal)
 
