@@ -471,6 +471,26 @@ class SafeBot:
         await self.store.audit(AuditEntry(self.clock(), actor, "configure", None, config.community))
         self._outbox_wake.set()
 
+    async def set_up_community(
+        self,
+        community: CommunityId,
+        *,
+        name: str,
+        destination: str,
+        actor: str,
+        locale: str,
+        **changes: str | None,
+    ) -> CommunityConfig:
+        """Link a community to its moderator destination (setup, link), keeping every setting
+        this call does not change (``changes`` that are None keep theirs; ``locale`` is used
+        only for a new community). Audited."""
+        existing = await self.store.get_community(community)
+        base = existing or CommunityConfig(community, name, destination, locale=locale)
+        kept = {key: value for key, value in changes.items() if value is not None}
+        config = replace(base, name=name, destination=destination, **kept)  # type: ignore[arg-type]
+        await self.configure_community(config, actor)
+        return config
+
     async def unlink_community(self, community: CommunityId, actor: str) -> None:
         """Stop sending a community's reports anywhere (its reports are kept); audited."""
         await self.store.delete_community(community)

@@ -126,3 +126,23 @@ async def test_the_last_reminder_also_reaches_the_escalation_target(
     await bot.deliver()
     [escalated] = bot.platform.sent_to("oncall")
     assert escalated.kind == "escalation" and escalated.message is not None
+
+
+async def test_setting_up_again_keeps_what_it_does_not_change(bot: MemoryBot) -> None:
+    home, _alice, _reference = await _reported(bot)
+    config = await bot.service.store.get_community(home.id)
+    assert config is not None
+    kept = replace(
+        config, escalate_to="oncall", policy_room="!list:x", region="UK", blocked=("p:1",)
+    )
+    await bot.service.configure_community(kept, actor="admin")
+    again = await bot.service.set_up_community(
+        home.id, name="Home 2", destination="mods2", actor="admin", locale="es", mention="9"
+    )
+    assert (again.name, again.destination, again.mention) == ("Home 2", "mods2", "9")
+    assert (again.escalate_to, again.policy_room, again.region) == ("oncall", "!list:x", "UK")
+    assert again.blocked == ("p:1",) and again.locale == config.locale
+    assert await bot.service.store.get_community(home.id) == replace(
+        again,
+        updated_at=(await bot.service.store.get_community(home.id)).updated_at,  # type: ignore[union-attr]
+    )

@@ -563,23 +563,16 @@ class DiscordAdapter:
             if problem is not None:
                 await self._private(interaction, self.t(problem, locale, role=checked.name))
                 return
-        existing = await self.store.get_community(community_of(guild).id)
-        config = CommunityConfig(
-            community=community_of(guild).id,
+        await self.bot.set_up_community(
+            community_of(guild).id,
             name=guild.name,
             destination=str(channel.id),
+            actor=str(interaction.user.id),
+            locale=locale,
             mention=str(role.id),
-            locale=existing.locale if existing else locale,
-            blocked=existing.blocked if existing else (),
-            region=region if region is not None else (existing.region if existing else ""),
-            policy_room=existing.policy_room if existing else "",
-            escalate_to=(
-                str(escalate_role.id)
-                if escalate_role is not None
-                else (existing.escalate_to if existing else "")
-            ),
+            region=region,
+            escalate_to=str(escalate_role.id) if escalate_role is not None else None,
         )
-        await self.bot.configure_community(config, actor=str(interaction.user.id))
         text = self.t("discord.setup_done", locale, channel=f"#{channel.name}", role=role.name)
         warning = await channel_warning(self.client, channel.id)
         if warning is not None:

@@ -747,18 +747,14 @@ class MatrixAdapter:
             await self._say(room.room_id, "matrix.mod.not_moderator")
             return
         name = self.client.rooms[community_room].display_name or community_room
-        existing = await self.store.get_community(community_id(community_room))
-        config = CommunityConfig(
-            community=community_id(community_room),
+        await self.bot.set_up_community(
+            community_id(community_room),
             name=name,
             destination=room.room_id,
-            locale=existing.locale if existing else self.content.default_locale,
-            blocked=existing.blocked if existing else (),
-            region=region if region is not None else (existing.region if existing else ""),
-            policy_room=existing.policy_room if existing else "",
-            escalate_to=existing.escalate_to if existing else "",
+            actor=sender,
+            locale=self.content.default_locale,
+            region=region,
         )
-        await self.bot.configure_community(config, actor=sender)
         await self._say(room.room_id, "matrix.mod.linked", room=name)
 
     async def _unlink(self, room: MatrixRoom, sender: str, target: str | None) -> None:
