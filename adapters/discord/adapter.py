@@ -16,6 +16,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from adapters.discord.delivery import IN_MODERATOR_CHANNEL, TO_PERSON, delivery_errors
 from adapters.discord.hierarchy import Refusal, rank_of, refusal
 from adapters.discord.items import (
     DYNAMIC_ITEMS,
@@ -784,16 +785,10 @@ class DiscordAdapter:
         return True
 
     async def _channel(self, config: CommunityConfig) -> discord.abc.Messageable:
-        try:
+        with delivery_errors(("no access to the moderator channel", IN_MODERATOR_CHANNEL[1])):
             channel = self.client.get_channel(int(config.destination))
             if channel is None:
                 channel = await self.client.fetch_channel(int(config.destination))
-        except discord.NotFound:
-            raise DeliveryError("moderator channel not found") from None
-        except discord.Forbidden:
-            raise DeliveryError("no access to the moderator channel") from None
-        except discord.HTTPException as exc:
-            raise DeliveryError(f"discord error {exc.status}") from None
         if not isinstance(channel, discord.abc.Messageable):
             raise DeliveryError("moderator destination is not a text channel")
         return channel
@@ -878,7 +873,7 @@ class DiscordAdapter:
         if await self._find_alert(channel, alert.key) is not None:
             return  # already posted before a crash: moderators see it once
         role, alert = await self._alert_ping(config, alert)
-        try:
+        with delivery_errors(IN_MODERATOR_CHANNEL):
             await channel.send(
                 self._ping(config, role).strip() or None,
                 embed=alert_embed(alert),
@@ -886,17 +881,11 @@ class DiscordAdapter:
                 allowed_mentions=self._mentions(config, role),
                 nonce=alert_nonce(alert.key),
             )
-        except discord.Forbidden:
-            raise DeliveryError("missing permission in the moderator channel") from None
-        except discord.NotFound:
-            raise DeliveryError("moderator channel not found") from None
-        except discord.HTTPException as exc:
-            raise DeliveryError(f"discord error {exc.status}") from None
 
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         channel = await self._channel(config)
         message = await self._find_alert(channel, alert.key)
-        try:
+        with delivery_errors(IN_MODERATOR_CHANNEL):
             if message is not None:
                 _, alert = await self._alert_ping(config, alert)  # keep the warning, if any
                 await message.edit(
@@ -907,8 +896,6 @@ class DiscordAdapter:
             else:
                 status = f"{alert.reference}: {alert.status}"
                 await channel.send(status, allowed_mentions=NO_MENTIONS, nonce=alert_nonce(key))
-        except discord.HTTPException as exc:
-            raise DeliveryError(f"discord error {exc.status}") from None
 
     async def reply_to_alert(
         self,
@@ -934,29 +921,17 @@ class DiscordAdapter:
             if checked.warning:
                 text += f"\n{checked.warning}"
         original = await self._find_alert(channel, alert.key)
-        try:
+        with delivery_errors(IN_MODERATOR_CHANNEL):
             await channel.send(
                 text[:2000],
                 allowed_mentions=self._mentions(config, role),
                 reference=original.to_reference(fail_if_not_exists=False) if original else None,  # type: ignore[arg-type]
                 nonce=alert_nonce(key),
             )
-        except discord.Forbidden:
-            raise DeliveryError("missing permission in the moderator channel") from None
-        except discord.NotFound:
-            raise DeliveryError("moderator channel not found") from None
-        except discord.HTTPException as exc:
-            raise DeliveryError(f"discord error {exc.status}") from None
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
-        try:
+        with delivery_errors(TO_PERSON, gone_for_good=True):
             user = await self.client.fetch_user(int(person.id))
             for index, chunk in enumerate(split_text(text_of(message.spans))):
                 nonce = alert_nonce(f"{key}#{index}")
                 await user.send(chunk, allowed_mentions=NO_MENTIONS, nonce=nonce)
-        except discord.Forbidden:
-            raise DeliveryError("the person's DMs are closed") from None
-        except discord.NotFound:
-            raise DeliveryError("the person's account is gone", permanent=True) from None
-        except discord.HTTPException as exc:
-            raise DeliveryError(f"discord error {exc.status}") from None
