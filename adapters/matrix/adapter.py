@@ -119,7 +119,6 @@ MOD_COMMANDS = frozenset(
 # "help" and "block" are the person's commands in a DM and moderator commands in any other
 # room ("block R-XXXX" stops the sender of that report from reporting again).
 _SHARED_COMMANDS = frozenset({"help", "block"})
-_MXID = re.compile(r"@[a-z0-9._=/+-]+:[a-zA-Z0-9.:\[\]-]+")  # a user id named in free text
 _HISTORY_SCAN = 50
 _THREAD_ROOT_PAGES = 20  # of _HISTORY_SCAN of the bot's own events: an old alert's thread
 # How far back (pages of _HISTORY_SCAN of the bot's own events) "forget me" looks for alerts.
@@ -1034,7 +1033,7 @@ class MatrixAdapter:
     ) -> tuple[Alert, list[str]]:
         """The reported person is never mentioned: a moderator named in the report is left
         out of the mentions, and the alert warns the other moderators."""
-        named = set(_MXID.findall(alert.offender or ""))
+        named = set(user_ids(alert.offender, limit=None))
         if not named & set(moderators):
             return alert, moderators
         warning = plain_text(self.content.spans(locale, "alert.offender_is_moderator"))

@@ -79,6 +79,14 @@ def notice(text: str) -> dict[str, Any]:
     return message_content(Message((Span(text),)))
 
 
+def _pills(users: list[str]) -> str:
+    """Matrix mention links for ``users`` (clients show them as pills)."""
+    return " ".join(
+        f'<a href="https://matrix.to/#/{html.escape(u, quote=True)}">{html.escape(u)}</a>'
+        for u in users
+    )
+
+
 def alert_content(alert: Alert, moderators: list[str], hint: str, key: str) -> dict[str, Any]:
     """The moderator alert. m.text (not m.notice) so the mentions notify: push rules mute
     notices before they look at mentions."""
@@ -94,10 +102,7 @@ def alert_content(alert: Alert, moderators: list[str], hint: str, key: str) -> d
     html_status = html.escape(alert.status) + (
         f" {_html_untrusted(alert.handled_by)}" if alert.handled_by else ""
     )
-    pills = " ".join(
-        f'<a href="https://matrix.to/#/{html.escape(m, quote=True)}">{html.escape(m)}</a>'
-        for m in moderators
-    )
+    pills = _pills(moderators)
     body = "\n".join(
         [
             *([" ".join(moderators)] if moderators else []),
@@ -136,10 +141,7 @@ def alert_reply_content(
 ) -> dict[str, Any]:
     """A message in an alert's thread, mentioning ``moderators`` (a reminder; m.text, so the
     mentions notify) or nobody (a note; m.notice). Untrusted spans are shown inert."""
-    pills = " ".join(
-        f'<a href="https://matrix.to/#/{html.escape(m, quote=True)}">{html.escape(m)}</a>'
-        for m in moderators
-    )
+    pills = _pills(moderators)
     content: dict[str, Any] = {
         "msgtype": "m.text" if moderators else "m.notice",
         "body": " ".join([*moderators, plain(message.spans)]),

@@ -30,9 +30,10 @@ class ServerReport:
     failed: int  # refused by the homeserver (unknown, not visible to the bot, rate-limited)
 
 
-def user_ids(text: str | None) -> list[str]:
-    """The Matrix user ids named in ``text``, in order, without repeats."""
-    return list(dict.fromkeys(_USER_ID.findall(text or "")))[:_MAX]
+def user_ids(text: str | None, limit: int | None = _MAX) -> list[str]:
+    """The Matrix user ids named in ``text``, in order, without repeats (at most ``limit``;
+    None: all of them)."""
+    return list(dict.fromkeys(_USER_ID.findall(text or "")))[:limit]
 
 
 def message_links(links: tuple[str, ...]) -> list[tuple[str, str]]:
