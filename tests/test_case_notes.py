@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from conftest import Clock
-from test_service import report
+from test_service import anonymous_report, report
 
 from adapters.memory import MemoryBot
 from safebot.conversation import Engine
@@ -77,19 +77,7 @@ async def test_the_evidence_pack_holds_what_a_hotline_asks_for(
 
 
 async def test_the_pack_names_the_reporter_only_if_they_chose_to(bot: MemoryBot) -> None:
-    home = await bot.setup_community("g1", "Home")
-    bob = bot.person("bob")
-    bot.platform.join(bob, home)
-    await bot.say(bob, "tell the mods")
-    await bot.press(bob, "report.go", "report.start")
-    await bot.press(bob, "community.0", "report.community")
-    await bot.press(bob, "cat.money", "report.category")
-    for _ in range(3):
-        session = await bot.service.store.load_session(bob)
-        assert session is not None
-        await bot.press(bob, "skip", session.node)
-    await bot.press(bob, "identity.anonymous", "report.identity")
-    await bot.press(bob, "report.confirm", "report.review")
+    home = await anonymous_report(bot, "bob")
     [stored] = await bot.service.store.reports_for_community(home.id)
     reference = stored.reference
     pack = await bot.service.evidence(home.id, reference, "mod")

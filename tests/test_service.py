@@ -99,20 +99,27 @@ async def test_full_report_reaches_moderators_and_ack_reaches_reporter(bot: Memo
     assert [e.action for e in log] == ["report", "ack", "claim", "resolve"]
 
 
-async def test_anonymous_report_hides_the_reporter(bot: MemoryBot) -> None:
+async def anonymous_report(bot: MemoryBot, who: str) -> Community:
+    """``who`` reports to a new community "Home" without sharing their name (every text step
+    skipped); returns the community."""
     home = await bot.setup_community("g1", "Home")
-    bob = bot.person("bob")
-    bot.platform.join(bob, home)
-    await bot.say(bob, "tell the mods")
-    await bot.press(bob, "report.go", "report.start")
-    await bot.press(bob, "community.0", "report.community")
-    await bot.press(bob, "cat.money", "report.category")
+    person = bot.person(who)
+    bot.platform.join(person, home)
+    await bot.say(person, "tell the mods")
+    await bot.press(person, "report.go", "report.start")
+    await bot.press(person, "community.0", "report.community")
+    await bot.press(person, "cat.money", "report.category")
     for _ in range(3):
-        session = await bot.service.store.load_session(bob)
+        session = await bot.service.store.load_session(person)
         assert session is not None
-        await bot.press(bob, "skip", session.node)
-    await bot.press(bob, "identity.anonymous", "report.identity")
-    await bot.press(bob, "report.confirm", "report.review")
+        await bot.press(person, "skip", session.node)
+    await bot.press(person, "identity.anonymous", "report.identity")
+    await bot.press(person, "report.confirm", "report.review")
+    return home
+
+
+async def test_anonymous_report_hides_the_reporter(bot: MemoryBot) -> None:
+    await anonymous_report(bot, "bob")
     await bot.deliver()
     [alert] = bot.platform.alerts()
     assert {f.label: f.value for f in alert.fields}["Reported by"] == "anonymous"
