@@ -16,7 +16,8 @@ from adapters.memory import MemoryBot
 from safebot.conversation import Engine
 from safebot.settings import Settings
 from safebot.store import open_store
-from safebot.store.migrations import LATEST_VERSION, MIGRATIONS
+from safebot.store.schema import LATEST_VERSION, MIGRATIONS
+from safebot.store.sqlite import DIALECT
 
 pytest_plugins = ["pgserver"]  # the session's PostgreSQL server: postgres_url
 
@@ -120,7 +121,7 @@ def test_migrate_sqlite_from_an_older_version_and_refuses_a_newer_one(tmp_path: 
             "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
             " applied_at REAL NOT NULL)"
         )
-        conn.executescript(MIGRATIONS[0].script)
+        conn.executescript(MIGRATIONS[0].sql(DIALECT.types))
         conn.execute("INSERT INTO schema_version VALUES (1, 'v1', 0)")
     result = safebot("db", "migrate", "--db", str(db))
     assert result.returncode == 0, result.stderr

@@ -29,9 +29,8 @@ from safebot.model import (
 )
 from safebot.pseudonym import pseudonym
 from safebot.store import open_store
-from safebot.store.migrations import MIGRATIONS as SQLITE_MIGRATIONS
-from safebot.store.pg_migrations import LATEST_VERSION, MIGRATIONS, migrate
-from safebot.store.postgres import PostgresStore
+from safebot.store.postgres import PostgresStore, migrate
+from safebot.store.schema import LATEST_VERSION, MIGRATIONS
 
 pytest_plugins = ["pgserver"]
 
@@ -86,12 +85,6 @@ async def versions(conn: Any) -> list[tuple[int, str]]:
 
 
 # --- migrations ------------------------------------------------------------------------------
-def test_migrations_are_numbered_and_named_like_sqlite() -> None:
-    assert [(m.version, m.description) for m in MIGRATIONS] == [
-        (m.version, m.description) for m in SQLITE_MIGRATIONS
-    ]
-
-
 async def test_migrate_from_empty(conn: Any) -> None:
     assert await migrate(conn) == LATEST_VERSION
     assert await versions(conn) == [(m.version, m.description) for m in MIGRATIONS]

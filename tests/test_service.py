@@ -663,7 +663,7 @@ async def test_forget_me_leaves_no_id_in_the_database_file(
         await bot.deliver()
         assert (await bot.service.block_reporter(home.id, reference, "mod")).ok
         await _forget(bot, ivy)
-        conn = store._conn
+        conn = store.raw
         assert conn is not None
         await conn.execute("PRAGMA wal_checkpoint(FULL)")
         path = Path(settings.database_url)

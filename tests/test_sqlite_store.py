@@ -25,8 +25,8 @@ from safebot.model import (
     Session,
 )
 from safebot.pseudonym import pseudonym
-from safebot.store.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate
-from safebot.store.sqlite import SqliteStore
+from safebot.store.schema import LATEST_VERSION, MIGRATIONS, Migration
+from safebot.store.sqlite import SqliteStore, migrate
 
 ALICE = PersonId("discord", "1001")
 GUILD = CommunityId("discord", "500")
@@ -332,7 +332,7 @@ async def test_existing_file_mode_is_kept(db_path: Path) -> None:
 
 
 async def test_pragmas(store: SqliteStore) -> None:
-    conn = store._conn
+    conn = store.raw
     assert conn is not None
 
     async def pragma(name: str) -> object:
@@ -350,10 +350,10 @@ async def test_what_someone_was_told_commits_with_fsync(store: SqliteStore) -> N
     """A report receipt, a moderator action, "forget me" and a community's configuration
     commit under ``synchronous = FULL``; conversation state does not. The statements SQLite
     actually ran are traced, and the level in force at each commit is worked out from them."""
-    conn = store._conn
+    conn = store.raw
     assert conn is not None
     statements: list[str] = []
-    await conn.raw.set_trace_callback(statements.append)
+    await conn.set_trace_callback(statements.append)
 
     async def levels_at_commit(operation: Awaitable[object]) -> list[str]:
         statements.clear()
@@ -383,13 +383,13 @@ async def test_what_someone_was_told_commits_with_fsync(store: SqliteStore) -> N
     session = Session(ALICE, "start", "en", "US", 1.0)
     assert await levels_at_commit(store.save_session(session)) == ["NORMAL"], statements
     assert await levels_at_commit(store.delete_session(ALICE)) == ["NORMAL"], statements
-    await conn.raw.set_trace_callback(None)
+    await conn.set_trace_callback(None)
 
 
 # --- scrubbing -------------------------------------------------------------------------------
 async def file_bytes(store: SqliteStore, db_path: Path, *, vacuum: bool) -> bytes:
     """The database and -wal contents after a checkpoint (and optionally a VACUUM)."""
-    conn = store._conn
+    conn = store.raw
     assert conn is not None
     if vacuum:
         await conn.execute("VACUUM")
@@ -457,7 +457,7 @@ async def test_purge_leaves_no_trace_in_file(
 
 # --- atomicity -------------------------------------------------------------------------------
 async def fail_on(store: SqliteStore, sql: str) -> None:
-    conn = store._conn
+    conn = store.raw
     assert conn is not None
     await conn.execute(sql)
 

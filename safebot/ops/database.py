@@ -14,12 +14,12 @@ import contextlib
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import aiosqlite
 
-from safebot.store import migrations as sqlite_migrations
 from safebot.store import sqlite_path
+from safebot.store.schema import LATEST_VERSION, Migration, MigrationSteps, run_migrations
 
 __all__ = ["DatabaseToolError", "backup", "migrate"]
 
@@ -83,7 +83,9 @@ async def migrate(database_url: str, out: TextIO) -> int:
     async with aiosqlite.connect(path, isolation_level=None) as conn:
         await conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         await conn.execute("PRAGMA journal_mode = WAL")
-        return await _steps(conn, sqlite_migrations, out)
+        from safebot.store.sqlite import migration_steps
+
+        return await _steps(migration_steps(conn), out)
 
 
 def _create_private(path: Path) -> None:
@@ -97,7 +99,7 @@ async def _migrate_postgres(database_url: str, out: TextIO) -> int:
     try:
         import asyncpg
 
-        from safebot.store import pg_migrations
+        from safebot.store.postgres import migration_steps
     except ImportError:
         raise DatabaseToolError(
             "PostgreSQL needs asyncpg: pip install 'safebot[postgres]'"
@@ -108,25 +110,25 @@ async def _migrate_postgres(database_url: str, out: TextIO) -> int:
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseToolError(f"cannot connect to PostgreSQL: {exc}") from None
     try:
-        return await _steps(conn, pg_migrations, out)
+        return await _steps(migration_steps(conn), out)
     finally:
         await conn.close()
 
 
-async def _steps(conn: Any, module: Any, out: TextIO) -> int:
-    """Apply ``module.MIGRATIONS`` above the current version, one per call of the module's
-    own ``migrate`` (its transaction and, for PostgreSQL, its lock), printing each."""
-    current: int = await module.current_version(conn)
-    latest: int = module.LATEST_VERSION
-    print(f"Schema version {current}; this SafeBot uses version {latest}.", file=out)
-    if current > latest:
+async def _steps(steps: MigrationSteps, out: TextIO) -> int:
+    """Apply the migrations above the current version, each in its own transaction (and, for
+    PostgreSQL, under its lock), printing each."""
+    current = await steps.current_version()
+    print(f"Schema version {current}; this SafeBot uses version {LATEST_VERSION}.", file=out)
+    if current > LATEST_VERSION:
         raise DatabaseToolError(
-            f"the schema (version {current}) is newer than this SafeBot ({latest}); "
+            f"the schema (version {current}) is newer than this SafeBot ({LATEST_VERSION}); "
             "upgrade SafeBot instead"
         )
-    for migration in module.MIGRATIONS:
-        if migration.version > current:
-            print(f"Applying migration {migration.version}: {migration.description}", file=out)
-            current = await module.migrate(conn, target=migration.version)
+
+    def announce(migration: Migration) -> None:
+        print(f"Applying migration {migration.version}: {migration.description}", file=out)
+
+    current = await run_migrations(steps, announce=announce)
     print(f"Done: schema version {current}.", file=out)
     return current

@@ -1,24 +1,38 @@
-"""Numbered schema migrations for the SQLite store.
+"""The numbered schema migrations, one list for SQLite and PostgreSQL, and the one runner.
+
+A migration's script is written once; the words that differ fill its placeholders from the
+backend's ``Dialect``:
+
+- ``{time}``: epoch seconds (SQLite REAL, PostgreSQL DOUBLE PRECISION);
+- ``{flag}``: a yes/no column (SQLite INTEGER 0/1, PostgreSQL BOOLEAN);
+- ``{key}``: an identifier column. PostgreSQL uses ``COLLATE "C"`` so ordering and equality
+  are by code point, as in SQLite, whatever locale the database was created with;
+- ``{row_id}`` and ``{serial}``: an insertion-order id (``{serial}`` never reuses one);
+- ``{false}`` and ``{not_parked}``: the literal and the predicate each database indexes.
+
+JSON stays TEXT, never JSONB: JSONB refuses ``\\u0000`` and lone-surrogate escapes, which
+``json.dumps`` writes for text that came from a platform, and no query looks inside it.
 
 Each migration runs in its own transaction together with its row in ``schema_version``, so a
-failed migration leaves the database at the previous version. Migrations are append-only:
-never edit one that has shipped, add a new one instead.
-
-Timestamps are REAL epoch seconds, JSON columns are TEXT, enums are stored as their value.
+failed migration leaves the database at the previous version (on PostgreSQL under an advisory
+lock, so two processes starting at once take turns). Append-only: never edit a migration that
+has shipped, add a new one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sqlite3
-import time
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
 
-import aiosqlite
-
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "current_version", "migrate"]
+__all__ = [
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "Migration",
+    "MigrationSteps",
+    "check_numbering",
+    "run_migrations",
+]
 
 log = logging.getLogger(__name__)
 
@@ -26,31 +40,49 @@ log = logging.getLogger(__name__)
 class Migration(NamedTuple):
     version: int
     description: str
-    script: str
+    script: str  # with the placeholders above
+
+    def sql(self, words: dict[str, str]) -> str:
+        """The script for one database (its ``Dialect.types``)."""
+        return self.script.format_map(words)
+
+
+class MigrationSteps(Protocol):
+    """What a backend does for the runner, on one connection."""
+
+    async def current_version(self) -> int:
+        """The highest applied migration, 0 for an empty database (creates ``schema_version``
+        if needed)."""
+        ...
+
+    async def apply(self, migration: Migration) -> int:
+        """Apply ``migration`` with its ``schema_version`` row in one transaction, unless
+        another process did it first. Returns the version afterwards."""
+        ...
 
 
 _V1 = """
 CREATE TABLE sessions (
-    person     TEXT PRIMARY KEY,        -- PersonId.key
+    person     {key} PRIMARY KEY,       -- PersonId.key
     state      TEXT NOT NULL,           -- Session.to_json()
     version    INTEGER NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at {time} NOT NULL
 );
 
 CREATE TABLE reports (
-    reference      TEXT PRIMARY KEY,
-    community      TEXT NOT NULL,       -- CommunityId.key
+    reference      {key} PRIMARY KEY,
+    community      {key} NOT NULL,      -- CommunityId.key
     community_name TEXT NOT NULL,
-    reporter       TEXT,                -- PersonId.key, NULL once forgotten
-    reveal         INTEGER NOT NULL,
+    reporter       {key},               -- PersonId.key, NULL once forgotten
+    reveal         {flag} NOT NULL,
     category       TEXT NOT NULL,
     offender       TEXT,
     details        TEXT,
     evidence       TEXT NOT NULL,       -- JSON array of strings
     locale         TEXT NOT NULL,
     status         TEXT NOT NULL,
-    created_at     REAL NOT NULL,
-    updated_at     REAL NOT NULL,
+    created_at     {time} NOT NULL,
+    updated_at     {time} NOT NULL,
     handled_by     TEXT
 );
 CREATE INDEX reports_by_community ON reports (community, created_at);
@@ -58,20 +90,20 @@ CREATE INDEX reports_by_reporter ON reports (reporter) WHERE reporter IS NOT NUL
 CREATE INDEX reports_by_created ON reports (created_at);
 
 CREATE TABLE outbox (
-    key          TEXT PRIMARY KEY,      -- idempotency key
+    key          {key} PRIMARY KEY,     -- idempotency key
     kind         TEXT NOT NULL,
-    reference    TEXT NOT NULL,
-    community    TEXT NOT NULL,
+    reference    {key} NOT NULL,
+    community    {key} NOT NULL,
     payload      TEXT NOT NULL,         -- JSON object of strings
-    created_at   REAL NOT NULL,
-    next_try     REAL NOT NULL,
+    created_at   {time} NOT NULL,
+    next_try     {time} NOT NULL,
     attempts     INTEGER NOT NULL DEFAULT 0,
-    delivered_at REAL,
-    parked       INTEGER NOT NULL DEFAULT 0,
+    delivered_at {time},
+    parked       {flag} NOT NULL DEFAULT {false},
     last_error   TEXT
 );
 CREATE INDEX outbox_due ON outbox (next_try, created_at)
-    WHERE delivered_at IS NULL AND parked = 0;
+    WHERE delivered_at IS NULL AND {not_parked};
 CREATE INDEX outbox_pending_by_community ON outbox (community, created_at)
     WHERE delivered_at IS NULL;
 CREATE INDEX outbox_by_reference ON outbox (reference);
@@ -79,33 +111,33 @@ CREATE INDEX outbox_by_reference ON outbox (reference);
 
 _V2 = """
 CREATE TABLE communities (
-    community   TEXT PRIMARY KEY,       -- CommunityId.key
-    platform    TEXT NOT NULL,
+    community   {key} PRIMARY KEY,      -- CommunityId.key
+    platform    {key} NOT NULL,
     name        TEXT NOT NULL,
     destination TEXT NOT NULL,
     mention     TEXT,
     locale      TEXT NOT NULL,
     blocked     TEXT NOT NULL,          -- JSON array of person keys
-    updated_at  REAL NOT NULL
+    updated_at  {time} NOT NULL
 );
 CREATE INDEX communities_by_platform ON communities (platform, community);
 
 CREATE TABLE audit_log (
-    id        INTEGER PRIMARY KEY,      -- insertion order
-    at        REAL NOT NULL,
+    id        {row_id},                 -- insertion order
+    at        {time} NOT NULL,
     actor     TEXT NOT NULL,
     action    TEXT NOT NULL,
-    reference TEXT,
-    community TEXT
+    reference {key},
+    community {key}
 );
 CREATE INDEX audit_log_by_reference ON audit_log (reference) WHERE reference IS NOT NULL;
 """
 
 _V3 = """
 CREATE TABLE rate_hits (
-    key        TEXT NOT NULL,            -- what is limited, e.g. "messages:<person key>"
-    starts_at  REAL NOT NULL,            -- the fixed window this count belongs to
-    ends_at    REAL NOT NULL,
+    key        {key} NOT NULL,           -- what is limited, e.g. "messages:<person key>"
+    starts_at  {time} NOT NULL,          -- the fixed window this count belongs to
+    ends_at    {time} NOT NULL,
     count      INTEGER NOT NULL,
     PRIMARY KEY (key, starts_at)
 );
@@ -113,7 +145,7 @@ CREATE INDEX rate_hits_by_end ON rate_hits (ends_at);
 """
 
 _V4 = """
-ALTER TABLE reports ADD COLUMN reporter_tag TEXT;  -- the reporter's pseudonym, kept on forget
+ALTER TABLE reports ADD COLUMN reporter_tag {key};  -- the reporter's pseudonym, kept on forget
 CREATE INDEX reports_by_reporter_tag ON reports (reporter_tag, created_at)
     WHERE reporter_tag IS NOT NULL;
 CREATE INDEX sessions_by_updated ON sessions (updated_at);
@@ -135,10 +167,10 @@ _V6 = """
 -- member): the only servers asked about when offering servers in a large deployment. Keyed by
 -- the person's pseudonym; rows go after membership_days, and with "forget me".
 CREATE TABLE memberships (
-    tag        TEXT NOT NULL,   -- the person's pseudonym
-    platform   TEXT NOT NULL,
-    community  TEXT NOT NULL,   -- CommunityId.key
-    seen_at    REAL NOT NULL,
+    tag        {key} NOT NULL,  -- the person's pseudonym
+    platform   {key} NOT NULL,
+    community  {key} NOT NULL,  -- CommunityId.key
+    seen_at    {time} NOT NULL,
     PRIMARY KEY (tag, community)
 );
 CREATE INDEX memberships_by_seen ON memberships (seen_at);
@@ -153,9 +185,9 @@ ALTER TABLE reports ADD COLUMN urgent TEXT NOT NULL DEFAULT '';
 _V8 = """
 -- Moderators' notes on a report (for the case and the evidence pack); deleted with the report.
 CREATE TABLE case_notes (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    reference  TEXT NOT NULL,
-    at         REAL NOT NULL,
+    id         {serial},
+    reference  {key} NOT NULL,
+    at         {time} NOT NULL,
     author     TEXT NOT NULL,
     text       TEXT NOT NULL
 );
@@ -182,34 +214,28 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
-_VERSION_TABLE = """
+VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
     version     INTEGER PRIMARY KEY,
     description TEXT NOT NULL,
-    applied_at  REAL NOT NULL
+    applied_at  {time} NOT NULL
 )
 """
 
 
-async def current_version(conn: aiosqlite.Connection) -> int:
-    """The highest applied migration, 0 for an empty database."""
-    await conn.execute(_VERSION_TABLE)
-    rows = list(await conn.execute_fetchall("SELECT MAX(version) FROM schema_version"))
-    value = rows[0][0]
-    return int(value) if value is not None else 0
-
-
-async def migrate(
-    conn: aiosqlite.Connection,
+async def run_migrations(
+    steps: MigrationSteps,
     target: int | None = None,
     migrations: Sequence[Migration] = MIGRATIONS,
+    announce: Callable[[Migration], None] | None = None,
 ) -> int:
     """Apply the migrations above the current version up to ``target`` (default: the latest)
-    in order, each in its own transaction. Returns the resulting version."""
-    _check_numbering(migrations)
+    in order, each in its own transaction, calling ``announce`` before each. Returns the
+    resulting version. Refuses a database newer than this SafeBot, and a downgrade."""
+    check_numbering(migrations)
     latest = migrations[-1].version if migrations else 0
     goal = latest if target is None else target
-    current = await current_version(conn)
+    current = await steps.current_version()
     if current > latest:
         raise RuntimeError(
             f"database schema version {current} is newer than this SafeBot ({latest}); "
@@ -221,28 +247,14 @@ async def migrate(
         raise ValueError(f"cannot downgrade schema from {current} to {goal}")
     for migration in migrations:
         if current < migration.version <= goal:
-            await _apply(conn, migration)
+            if announce is not None:
+                announce(migration)
+            current = await steps.apply(migration)
             log.info("schema migrated to version %d: %s", migration.version, migration.description)
-    return max(current, goal)
+    return current
 
 
-async def _apply(conn: aiosqlite.Connection, migration: Migration) -> None:
-    # executescript() commits a pending transaction first but adds no other transaction
-    # control, so the BEGIN in the script keeps the DDL and the version row together.
-    try:
-        await conn.executescript("BEGIN IMMEDIATE;\n" + migration.script)
-        await conn.execute(
-            "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
-            (migration.version, migration.description, time.time()),
-        )
-        await conn.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.OperationalError):  # no transaction was open
-            await conn.execute("ROLLBACK")
-        raise
-
-
-def _check_numbering(migrations: Sequence[Migration]) -> None:
+def check_numbering(migrations: Sequence[Migration]) -> None:
     versions = [m.version for m in migrations]
     if versions != list(range(1, len(versions) + 1)):
         raise ValueError(f"migrations must be numbered 1..n in order, got {versions}")
