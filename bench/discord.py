@@ -29,6 +29,7 @@ import discord  # noqa: E402
 from fakediscord import FakeDiscord, client_kwargs, run_client  # noqa: E402
 
 from adapters.discord import DiscordAdapter  # noqa: E402
+from safebot.app import assemble  # noqa: E402
 from safebot.service import build_engine  # noqa: E402
 from safebot.settings import LimitSettings, Settings  # noqa: E402
 from safebot.store import open_store  # noqa: E402
@@ -96,7 +97,8 @@ async def main(count: int, rounds: int) -> None:
             buttons: list[float] = []
             # Alternate the bots so drift in machine speed hits all of them alike.
             for r in range(rounds):
-                adapter = DiscordAdapter(settings, engine, store, guild_ready_timeout=0.05)
+                adapter = DiscordAdapter(settings, engine.content, guild_ready_timeout=0.05)
+                assemble(engine, store, adapter, settings)
                 async with run_client(fake, adapter.client):
                     ours += await round_trips(fake, users[3 * r], count // rounds, True)
                 await adapter.close()

@@ -48,6 +48,7 @@ from synapse import (  # noqa: E402
 )
 
 from adapters.matrix import MatrixAdapter  # noqa: E402
+from safebot.app import assemble  # noqa: E402
 from safebot.service import build_engine  # noqa: E402
 from safebot.settings import Settings  # noqa: E402
 from safebot.store import open_store  # noqa: E402
@@ -206,8 +207,7 @@ async def bench(server: SynapseServer, tmp: Path, args: argparse.Namespace) -> N
             bot_user = await hx.auser("safebot")
             adapter = MatrixAdapter(
                 settings,
-                engine,
-                store,
+                engine.content,
                 homeserver=server.url,
                 user_id=bot_user.user_id,
                 data_dir=tmp / "safebot-matrix",
@@ -215,6 +215,7 @@ async def bench(server: SynapseServer, tmp: Path, args: argparse.Namespace) -> N
                 device_id=bot_user.device_id,
                 retry_wait=1.0,
             )
+            assemble(engine, store, adapter, settings)
             await adapter.start()
             await asyncio.wait_for(adapter.synced.wait(), TIMEOUT)
             # Measure (not change) where SafeBot's time goes: callback -> replies sent, and

@@ -52,6 +52,7 @@ from synapse import (  # noqa: E402
 )
 
 from adapters.matrix import MatrixAdapter  # noqa: E402
+from safebot.app import assemble  # noqa: E402
 from safebot.service import build_engine  # noqa: E402
 from safebot.settings import Settings  # noqa: E402
 from safebot.store import open_store  # noqa: E402
@@ -172,8 +173,7 @@ async def bench(server: SynapseServer, tmp: Path, args: argparse.Namespace) -> i
             bot_user = await hx.auser("safebot")
             adapter = MatrixAdapter(
                 settings,
-                engine,
-                store,
+                engine.content,
                 homeserver=server.url,
                 user_id=bot_user.user_id,
                 data_dir=tmp / "safebot-matrix",
@@ -203,6 +203,7 @@ async def bench(server: SynapseServer, tmp: Path, args: argparse.Namespace) -> i
                     syncs.append((began, time.perf_counter()))
 
             adapter._on_sync = timed_sync  # type: ignore[method-assign]
+            assemble(engine, store, adapter, settings)
             await adapter.start()
             await asyncio.wait_for(adapter.synced.wait(), STEP_TIMEOUT)
             # When each message got through sync, decryption and the inbox to SafeBot itself.

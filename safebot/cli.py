@@ -1,21 +1,24 @@
-"""The ``safebot`` command: console, run, check, export, db."""
+"""The ``safebot`` command: console, run, check, export, db.
+
+The chat platforms (``safebot run NAME`` and the local ``safebot console``) come from the
+registry (safebot/platforms.py); this module names none of them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from safebot.content import Content, ContentError
 from safebot.flows import load_flow
 from safebot.ops.health import MonitoringError
 from safebot.ops.logformat import configure_logging
-from safebot.ops.secrets import SecretError, discord_token, matrix_access_token, matrix_password
+from safebot.platforms import Platform, PlatformError, platforms
 from safebot.settings import Settings, SettingsError, load_settings
 from safebot.store import StoreUnavailable
 
@@ -23,25 +26,26 @@ __all__ = ["main"]
 
 log = logging.getLogger(__name__)
 
-PLATFORMS = ("discord", "matrix")
 
-
-def _parser() -> argparse.ArgumentParser:
+def _parser(installed: Mapping[str, Platform]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="safebot", description="A private, consent-first sextortion help bot."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    console = sub.add_parser("console", help="chat with SafeBot in this terminal (local demo)")
-    console.add_argument("--config", help="TOML settings file (optional)")
-    console.add_argument("--db", help="database: a SQLite file path, or 'memory'")
-    console.add_argument("--lang", help="start in this language, e.g. en or es")
+    for platform in installed.values():
+        if platform.local:  # the local demo: ``safebot console``
+            local = sub.add_parser(platform.name, help=platform.summary)
+            local.add_argument("--config", help="TOML settings file (optional)")
+            local.add_argument("--db", help="database: a SQLite file path, or 'memory'")
+            local.set_defaults(platform=platform.name)
+            platform.add_arguments(local)
     run = sub.add_parser("run", help="run SafeBot on a chat platform")
-    run.add_argument("platform", choices=PLATFORMS)
-    run.add_argument("--config", required=True, help="TOML settings file")
-    run.add_argument(
-        "--shards", help="Discord: the shard ids this process runs, e.g. 0-3 (needs --shard-count)"
-    )
-    run.add_argument("--shard-count", type=int, help="Discord: the total number of shards")
+    on = run.add_subparsers(dest="platform", required=True, metavar="PLATFORM")
+    for platform in installed.values():
+        if not platform.local:
+            one = on.add_parser(platform.name, help=platform.summary)
+            one.add_argument("--config", required=True, help="TOML settings file")
+            platform.add_arguments(one)
     check = sub.add_parser("check", help="validate the settings file and the content files")
     check.add_argument("--config", help="TOML settings file")
     export = sub.add_parser(
@@ -97,28 +101,6 @@ def _check_region(settings: Settings) -> None:
         raise SettingsError([f"default_region {settings.default_region!r} is not a known region"])
 
 
-async def _console(settings: Settings, locale: str | None) -> None:
-    from adapters.console import ConsolePlatform, run_console
-    from safebot.ops.health import start_monitoring
-    from safebot.service import SafeBot, build_engine
-    from safebot.store import open_store
-
-    engine = build_engine(settings)
-    store = await open_store(settings.database_url)
-    try:
-        platform = ConsolePlatform(settings, engine.content, sys.stdout)
-        bot = SafeBot(engine=engine, store=store, port=platform, settings=settings)
-        bot.metrics.set_connected(True)  # the terminal is always there
-        health = await start_monitoring(settings.monitoring, bot.metrics, store)
-        try:
-            await run_console(bot, locale, _console_stdin(), sys.stdout)
-        finally:
-            if health is not None:
-                await health.close()
-    finally:
-        await store.close()
-
-
 async def _export(settings: Settings, reference: str, *, as_json: bool) -> int:
     """Print the evidence pack of one report: the operator's way, for any community."""
     from safebot.service import export_evidence
@@ -136,15 +118,6 @@ async def _export(settings: Settings, reference: str, *, as_json: bool) -> int:
         return 1
     print(pack.as_json() if as_json else pack.as_text(), end="" if not as_json else "\n")
     return 0
-
-
-def _console_stdin() -> io.TextIOWrapper:
-    """Standard input as UTF-8, whatever the locale says, with bytes that are not UTF-8
-    replaced (U+FFFD) instead of raising. Standard output keeps its encoding but replaces what
-    it cannot show, so a strict locale (``LC_ALL=C`` with ``PYTHONUTF8=0``) never crashes."""
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(errors="replace")
-    return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
 
 
 def _unavailable(command: str, exc: StoreUnavailable) -> int:
@@ -167,89 +140,33 @@ def _db(settings: Settings, command: str, path: str | None) -> int:
     return 0
 
 
-def _shard_range(text: str | None, count: int | None) -> list[int] | None:
-    if text is None:
-        return None
-    first, _, last = text.partition("-")
-    ids = list(range(int(first), int(last or first) + 1))
-    if count is None or not ids or ids[-1] >= count:
-        raise ValueError("--shards must lie within --shard-count")
-    return ids
+def _serve(settings: Settings, platform: Platform, args: argparse.Namespace) -> int:
+    """Run ``platform`` through the composition root; errors become one line and a status."""
+    from safebot.app import serve
 
-
-def _run_discord(settings: Settings, shards: str | None, shard_count: int | None) -> int:
+    command = f"safebot {'' if platform.local else 'run '}{platform.name}"
     try:
-        token = discord_token(settings)
-    except SecretError as exc:
-        print(f"safebot run discord: {exc}", file=sys.stderr)
-        return 2
-    if token is None:
-        print(
-            f"Set the bot token in the {settings.discord.token_env} environment variable"
-            " (or [discord] token_file, or the discord-token systemd credential).",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        shard_ids = _shard_range(shards, shard_count)
-    except ValueError as exc:
-        print(f"safebot run discord: {exc}", file=sys.stderr)
-        return 2
-    from adapters.discord import run_discord
-
-    try:
-        asyncio.run(run_discord(settings, token, shard_ids=shard_ids, shard_count=shard_count))
+        make_adapter = platform.prepare(settings, args)
+        asyncio.run(serve(settings, make_adapter, signals=not platform.local))
+    except PlatformError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except StoreUnavailable as exc:
-        return _unavailable("safebot run discord", exc)
+        return _unavailable(command, exc)
     except MonitoringError as exc:
-        print(f"safebot run discord: {exc}", file=sys.stderr)
+        print(f"{command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    return 0
-
-
-def _run_matrix(settings: Settings) -> int:
-    matrix = settings.matrix
-    missing = [name for name in ("homeserver", "user_id") if not getattr(matrix, name)]
-    if missing:
-        print(
-            f"safebot run matrix: set [matrix] {', '.join(missing)} in the config file.",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        has_secret = bool(matrix_password(settings) or matrix_access_token(settings))
-    except SecretError as exc:
-        print(f"safebot run matrix: {exc}", file=sys.stderr)
-        return 2
-    if not has_secret:
-        print(
-            f"Set {matrix.password_env} (or {matrix.access_token_env} with [matrix] device_id)"
-            " in the environment, or [matrix] password_file, or the matrix-password systemd"
-            " credential.",
-            file=sys.stderr,
-        )
-        return 2
-    from adapters.matrix import MatrixLoginError, run_matrix
-
-    try:
-        asyncio.run(run_matrix(settings))
-    except MonitoringError as exc:
-        print(f"safebot run matrix: {exc}", file=sys.stderr)
-        return 2
-    except MatrixLoginError as exc:
-        print(f"safebot run matrix: {exc}", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except StoreUnavailable as exc:
-        return _unavailable("safebot run matrix", exc)
-    except KeyboardInterrupt:
-        return 130
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    installed = platforms()
+    args = _parser(installed).parse_args(argv)
     if args.command == "check":
         return _check(args.config)
     try:
@@ -266,25 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_export(settings, args.reference, as_json=args.json))
         except StoreUnavailable as exc:
             return _unavailable("safebot export", exc)
-    if args.command == "run":
-        _logging(settings, quiet=False)
-        if args.platform == "matrix":
-            return _run_matrix(settings)
-        return _run_discord(settings, args.shards, args.shard_count)
-    _logging(settings, quiet=args.config is None)  # the demo without a config: warnings only
-    try:
-        asyncio.run(_console(settings, args.lang))
-    except StoreUnavailable as exc:
-        return _unavailable("safebot console", exc)
-    except MonitoringError as exc:
-        print(f"safebot console: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    return 0
+    platform = installed[args.platform]
+    # The demo without a config shows warnings only; a real run logs at the configured level.
+    _logging(settings, quiet=platform.local and args.config is None)
+    return _serve(settings, platform, args)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@
 Every field has a default that works for the local console run. Secrets (tokens, passwords)
 are never read from this file: it names the environment variable or the file that holds them
 (safebot/ops/secrets.py reads them).
+
+The core's own settings are below. Each platform brings its own section (``[discord]``,
+``[matrix]``, ``[console]``): its adapter package declares the dataclass in its registry entry
+(safebot/platforms.py), the loader checks the section against it, and the adapter reads it
+with ``settings.section(name, kind)``.
 """
 
 from __future__ import annotations
@@ -11,15 +16,15 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import platformdirs
 
+if TYPE_CHECKING:
+    from safebot.platforms import Platform
+
 __all__ = [
-    "ConsoleSettings",
-    "DiscordSettings",
     "LimitSettings",
-    "MatrixSettings",
     "MonitoringSettings",
     "OutboxSettings",
     "Settings",
@@ -70,40 +75,6 @@ class LimitSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class ConsoleSettings:
-    community: str = "Demo Server"
-    moderator_channel: str = "#safety-team"
-    person: str = "you"
-    moderator: str = "mod"
-
-
-@dataclass(frozen=True, slots=True)
-class DiscordSettings:
-    token_env: str = "SAFEBOT_DISCORD_TOKEN"
-    token_file: str = ""  # read the token from this file instead (see safebot/ops/secrets.py)
-    membership_minutes: float = 10.0  # how long a server's "member or not" answer is reused
-    membership_checks_at_once: int = 8  # servers asked in parallel when offering servers
-    # Up to this many configured servers, offering servers asks each one. Above it, only the
-    # servers the person was seen using SafeBot in (membership_days) are asked.
-    probe_all_up_to: int = 10
-
-
-@dataclass(frozen=True, slots=True)
-class MatrixSettings:
-    homeserver: str = ""
-    user_id: str = ""
-    password_env: str = "SAFEBOT_MATRIX_PASSWORD"
-    access_token_env: str = "SAFEBOT_MATRIX_TOKEN"
-    password_file: str = ""  # read the password (or access token) from a file instead
-    access_token_file: str = ""
-    device_id: str = ""
-    data_dir: str = ""
-    # In a room that is not a private 1:1 chat the bot says at most one neutral "write to me
-    # in private" line per room per this many minutes.
-    private_hint_minutes: float = 60.0
-
-
-@dataclass(frozen=True, slots=True)
 class MonitoringSettings:
     port: int = 0  # /healthz and /metrics over HTTP; 0 serves nothing
     host: str = "127.0.0.1"
@@ -130,33 +101,56 @@ class Settings:
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
-    console: ConsoleSettings = field(default_factory=ConsoleSettings)
-    discord: DiscordSettings = field(default_factory=DiscordSettings)
-    matrix: MatrixSettings = field(default_factory=MatrixSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    # Each platform's own section by name (see the module's docstring); a platform whose
+    # section is absent gets its defaults.
+    sections: dict[str, Any] = field(default_factory=dict)
 
+    def section(self, name: str, kind: type[T]) -> T:
+        """The ``[name]`` section as its platform's dataclass ``kind`` (defaults if absent)."""
+        value = self.sections.get(name)
+        if value is None:
+            return kind()
+        if not isinstance(value, kind):
+            raise TypeError(f"settings section [{name}] is not a {kind.__name__}")
+        return value
+
+    def with_section(self, name: str, value: object) -> Settings:
+        return replace(self, sections={**self.sections, name: value})
+
+
+T = TypeVar("T")
 
 _SECTIONS: dict[str, type[Any]] = {
     "outbox": OutboxSettings,
     "escalation": EscalationSettings,
     "limits": LimitSettings,
-    "console": ConsoleSettings,
-    "discord": DiscordSettings,
-    "matrix": MatrixSettings,
     "monitoring": MonitoringSettings,
 }
 
 
-def _typed(cls: type[Any], raw: Mapping[str, Any], where: str, problems: list[str]) -> Any:
-    known = {f.name: f for f in fields(cls)}
+def _typed(
+    cls: type[Any],
+    raw: Mapping[str, Any],
+    where: str,
+    problems: list[str],
+    platforms: Mapping[str, type[Any]] | None = None,
+) -> Any:
+    known = {f.name: f for f in fields(cls) if f.name != "sections"}
     values: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
     defaults = cls()
     for key, value in raw.items():
-        if key in _SECTIONS and cls is Settings:
+        section = _SECTIONS.get(key) or (platforms or {}).get(key)
+        if section is not None and cls is Settings:
             if not isinstance(value, dict):
                 problems.append(f"[{key}] must be a table")
                 continue
-            values[key] = _typed(_SECTIONS[key], value, key, problems)
+            parsed = _typed(section, value, key, problems)
+            if key in _SECTIONS:
+                values[key] = parsed
+            else:
+                sections[key] = parsed
             continue
         if key not in known:
             problems.append(f"{where}: unknown setting {key!r}")
@@ -168,11 +162,24 @@ def _typed(cls: type[Any], raw: Mapping[str, Any], where: str, problems: list[st
             problems.append(f"{where}.{key}: expected {expected.__name__}")
             continue
         values[key] = value
+    if sections:
+        values["sections"] = sections
     return replace(defaults, **values)
 
 
-def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Read the TOML file (if given) and apply overrides. Raises SettingsError."""
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    platforms: Mapping[str, Platform] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read the TOML file (if given) and apply overrides. ``platforms`` give the sections the
+    file may have besides the core's (default: every installed platform). Raises
+    SettingsError."""
+    if platforms is None:
+        from safebot.platforms import platforms as installed
+
+        platforms = installed()
     problems: list[str] = []
     raw: dict[str, Any] = {}
     if path is not None:
@@ -183,15 +190,19 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             raise SettingsError([f"config file not found: {path}"]) from None
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError([f"config file is not valid TOML: {exc}"]) from None
-    for secret_key in ("token", "password", "access_token"):
-        for section in ("discord", "matrix"):
-            if secret_key in raw.get(section, {}):
+    for name, platform in platforms.items():
+        section = raw.get(name)
+        if not isinstance(section, dict):
+            continue
+        for secret_key in platform.secret_keys:
+            if secret_key in section:
                 problems.append(
-                    f"[{section}] {secret_key}: put secrets in the environment or in a"
-                    " file named by token_file or password_file, not in this file"
+                    f"[{name}] {secret_key}: put secrets in the environment or in a"
+                    f" file named by {secret_key}_file, not in this file"
                 )
-                raw[section].pop(secret_key)
-    settings: Settings = _typed(Settings, raw, "settings", problems)
+                section.pop(secret_key)
+    kinds = {name: platform.settings for name, platform in platforms.items()}
+    settings: Settings = _typed(Settings, raw, "settings", problems, kinds)
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     if settings.retention_days < 1:
         problems.append("retention_days must be at least 1")

@@ -25,6 +25,7 @@ from fakediscord import (
 from fakediscord._models import iter_components
 
 from adapters.discord import DiscordAdapter
+from safebot.app import assemble
 from safebot.conversation import Engine
 from safebot.model import CommunityId, PersonId
 from safebot.settings import EscalationSettings, OutboxSettings, Settings
@@ -79,7 +80,8 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
 
 
 def make_adapter(engine: Engine, store: Store, settings: Settings, **kw: Any) -> DiscordAdapter:
-    adapter = DiscordAdapter(settings, engine, store, guild_ready_timeout=0.05, **kw)
+    adapter = DiscordAdapter(settings, engine.content, guild_ready_timeout=0.05, **kw)
+    assemble(engine, store, adapter, settings)
 
     async def no_identify_wait(shard_id: int | None, *, initial: bool = False) -> None:
         return None  # discord.py waits 5 s between shards to respect Discord's identify limit
@@ -653,9 +655,14 @@ async def test_run_discord_stops_cleanly_on_sigterm(world: World, settings: Sett
     import os
     import signal
 
-    from adapters.discord import run_discord
+    from safebot.app import serve
 
-    task = asyncio.create_task(run_discord(settings, world.fake.token, guild_ready_timeout=0.05))
+    def make(settings: Settings, engine: Engine, store: Store) -> DiscordAdapter:
+        return DiscordAdapter(
+            settings, engine.content, token=world.fake.token, guild_ready_timeout=0.05
+        )
+
+    task = asyncio.create_task(serve(settings, make))
     await world.fake.wait_until(lambda: world.fake.identifies or None, timeout=5)
     msg = await dm(world, world.alice, "hi")
     assert "What would help" in msg.content

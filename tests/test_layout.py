@@ -51,3 +51,55 @@ def test_discord_items_do_not_import_the_adapter() -> None:
     # The buttons and forms call the adapter through a Protocol, not an import circle.
     assert "adapters.discord.adapter" in _imports(ROOT / "adapters/discord/__init__.py")
     assert "adapters.discord.adapter" not in _imports(ROOT / "adapters/discord/items.py")
+
+
+def _code_words(path: Path) -> set[str]:
+    """Names, attributes and string constants in ``path``'s code, docstrings left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    words: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docstrings:  # SQL comments are comments too
+                lines = node.value.splitlines()
+                words.add("\n".join(x for x in lines if not x.strip().startswith("--")))
+        elif isinstance(node, ast.Name):
+            words.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            words.add(node.attr)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            words.add(node.module)
+    return words
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "safebot").rglob("*.py")), ids=str)
+def test_the_core_names_no_platform(path: Path) -> None:
+    """Each adapter brings its settings, secrets, options and runner through the registry
+    (safebot/platforms.py); the core's code never names one (comments and docstrings may)."""
+    named = {
+        word
+        for word in _code_words(path)
+        if any(p in word.lower() for p in ("discord", "matrix", "console", "adapters"))
+    }
+    assert not named, f"{path.relative_to(ROOT)} names {sorted(named)}"
+
+
+def test_every_platform_is_registered_and_cheap_to_list() -> None:
+    """The registry finds the three platforms by entry point, and listing them (which every
+    command does) loads no platform library."""
+    code = (
+        "import sys; from safebot.platforms import platforms; "
+        "print(sorted(platforms())); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'discord', 'nio'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split("\n")[:2] == ["['console', 'discord', 'matrix']", "[]"]

@@ -4,6 +4,7 @@ logger at DEBUG and distinctive markers in every free-text field."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -32,8 +33,9 @@ from test_matrix_adapter import (
 )
 from test_service import report
 
-from adapters.console import ConsolePlatform, run_console
+from adapters.console import ConsolePlatform
 from adapters.memory import MemoryBot, MemoryPlatform
+from safebot.app import assemble
 from safebot.conversation import Engine
 from safebot.model import CommunityConfig
 from safebot.moderation import Alert
@@ -172,10 +174,10 @@ async def test_console_session_at_debug_logs_nothing_private(
     store = await open_store(settings.database_url)
     out = io.StringIO()
     try:
-        platform = ConsolePlatform(settings, engine.content, out)
-        bot = SafeBot(engine=engine, store=store, port=platform, settings=settings)
         stdin = io.StringIO("\n".join(CONSOLE_LINES) + "\n")
-        await run_console(bot, None, stdin, out)
+        platform = ConsolePlatform(settings, engine.content, out, stdin=stdin)
+        assemble(engine, store, platform, settings)
+        await platform.run(asyncio.Event())
     finally:
         await store.close()
     shown = out.getvalue()

@@ -17,6 +17,7 @@ from nio import MegolmEvent, RoomGetEventResponse, RoomMessagesResponse
 from nio.exceptions import EncryptionError
 
 from adapters.matrix import MatrixAdapter
+from safebot.app import assemble
 from safebot.conversation import Engine
 from safebot.model import PersonId
 from safebot.settings import EscalationSettings, OutboxSettings, Settings
@@ -89,8 +90,7 @@ class Bot:
     async def start(self) -> MatrixAdapter:
         adapter = MatrixAdapter(
             self.settings,
-            self.engine,
-            self.store,
+            self.engine.content,
             homeserver=self.harness.server.url,
             user_id=self.user.user_id,
             data_dir=self.data_dir,
@@ -99,6 +99,7 @@ class Bot:
             sync_timeout_ms=3000,
             undecryptable_wait=5.0,
         )
+        assemble(self.engine, self.store, adapter, self.settings)
         await adapter.start()
         await asyncio.wait_for(adapter.synced.wait(), TIMEOUT)
         self.adapter = adapter

@@ -10,8 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from safebot.ops.secrets import SecretError, discord_token, matrix_access_token, matrix_password
-from safebot.settings import DiscordSettings, MatrixSettings, Settings, load_settings
+from adapters.discord.platform import DiscordSettings, discord_settings, discord_token
+from adapters.matrix.platform import (
+    MatrixSettings,
+    matrix_access_token,
+    matrix_password,
+    matrix_settings,
+)
+from safebot.ops.secrets import SecretError
+from safebot.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,21 +48,26 @@ def test_a_credentials_directory_without_the_file_falls_back_to_the_environment(
     assert discord_token(Settings(), env) == "from-env"
 
 
+def with_token_file(path: Path) -> Settings:
+    return Settings().with_section("discord", DiscordSettings(token_file=str(path)))
+
+
 def test_token_file_beats_credentials_and_environment(tmp_path: Path) -> None:
     (tmp_path / "creds").mkdir()
     secret_file(tmp_path / "creds" / "discord-token", "from-credentials")
     token = secret_file(tmp_path / "token", "from-file")
-    settings = Settings(discord=DiscordSettings(token_file=str(token)))
+    settings = with_token_file(token)
     env = {"SAFEBOT_DISCORD_TOKEN": "from-env", "CREDENTIALS_DIRECTORY": str(tmp_path / "creds")}
     assert discord_token(settings, env) == "from-file"
 
 
 def test_a_named_file_that_is_missing_or_empty_is_an_error(tmp_path: Path) -> None:
     env = {"SAFEBOT_DISCORD_TOKEN": "from-env"}
-    missing = Settings(discord=DiscordSettings(token_file=str(tmp_path / "nope")))
+    missing = with_token_file(tmp_path / "nope")
     with pytest.raises(SecretError, match="cannot read"):
         discord_token(missing, env)
-    empty = Settings(discord=DiscordSettings(token_file=str(secret_file(tmp_path / "e", ""))))
+    empty_file = str(secret_file(tmp_path / "e", ""))
+    empty = Settings().with_section("discord", DiscordSettings(token_file=empty_file))
     with pytest.raises(SecretError, match="empty"):
         discord_token(empty, env)
 
@@ -67,7 +79,7 @@ def test_matrix_password_and_access_token(tmp_path: Path) -> None:
     assert matrix_password(Settings(), env) == "pw-credential"
     assert matrix_access_token(Settings(), env) == "token-credential"
     pw_file = secret_file(tmp_path / "pw", "pw-file")
-    settings = Settings(matrix=MatrixSettings(password_file=str(pw_file)))
+    settings = Settings().with_section("matrix", MatrixSettings(password_file=str(pw_file)))
     assert matrix_password(settings, env) == "pw-file"
     assert matrix_password(Settings(), {"SAFEBOT_MATRIX_PASSWORD": "pw-env"}) == "pw-env"
 
@@ -78,9 +90,13 @@ def test_files_others_can_read_get_a_warning_without_the_value(
     private = secret_file(tmp_path / "private", "s3cret-private")
     shared = secret_file(tmp_path / "shared", "s3cret-shared", 0o640)
     with caplog.at_level(logging.DEBUG):
-        discord_token(Settings(discord=DiscordSettings(token_file=str(private))), {})
+        discord_token(
+            Settings().with_section("discord", DiscordSettings(token_file=str(private))), {}
+        )
         assert not caplog.records
-        value = discord_token(Settings(discord=DiscordSettings(token_file=str(shared))), {})
+        value = discord_token(
+            Settings().with_section("discord", DiscordSettings(token_file=str(shared))), {}
+        )
     assert value == "s3cret-shared"  # used, with a warning
     [record] = caplog.records
     assert record.levelno == logging.WARNING and "chmod 600" in record.getMessage()
@@ -91,7 +107,8 @@ def test_the_settings_file_names_files_not_secrets(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[discord]\ntoken_file = "/run/t"\n[matrix]\npassword_file = "/run/p"\n')
     settings = load_settings(config)
-    assert settings.discord.token_file == "/run/t" and settings.matrix.password_file == "/run/p"
+    assert discord_settings(settings).token_file == "/run/t"
+    assert matrix_settings(settings).password_file == "/run/p"
 
 
 def test_run_discord_says_which_token_file_it_cannot_read(tmp_path: Path) -> None:

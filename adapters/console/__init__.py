@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TextIO
 
+from adapters.console.platform import console_settings
 from safebot.content import Content
 from safebot.conversation import is_reference
 from safebot.events import TextReceived
@@ -20,7 +21,7 @@ from safebot.moderation import Alert
 from safebot.service import SafeBot
 from safebot.settings import Settings
 
-__all__ = ["ConsoleApp", "ConsolePlatform", "render", "run_console"]
+__all__ = ["ConsoleApp", "ConsolePlatform", "render"]
 
 PLATFORM = "console"
 COMMUNITY_ID = "demo"
@@ -47,12 +48,58 @@ class ConsolePlatform:
 
     platform = PLATFORM
 
-    def __init__(self, settings: Settings, content: Content, out: TextIO) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        content: Content,
+        out: TextIO,
+        *,
+        stdin: TextIO | None = None,
+        locale: str | None = None,
+    ) -> None:
+        """Build with ``safebot.app.assemble`` (or ``serve``), which attaches the service.
+        ``run`` reads ``stdin`` line by line, starting in ``locale``."""
         self.settings = settings
+        self.options = console_settings(settings)
         self.content = content
         self.out = out
-        self.community = Community(CommunityId(PLATFORM, COMMUNITY_ID), settings.console.community)
+        self.stdin = stdin
+        self.locale = locale
+        self.community = Community(CommunityId(PLATFORM, COMMUNITY_ID), self.options.community)
+        self.bot: SafeBot  # set by attach()
         self._printed: set[str] = set()
+
+    def attach(self, bot: SafeBot) -> None:
+        self.bot = bot
+        bot.metrics.set_connected(True)  # the terminal is always there
+
+    def reference_tokens(self) -> None:
+        return None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The conversation on ``stdin`` until it ends, ``:quit``, or ``stop``."""
+        assert self.stdin is not None, "ConsolePlatform.run needs stdin"
+        stdin = self.stdin
+        app = ConsoleApp(self.bot, self, self.locale)
+        await app.setup()
+        interactive = stdin.isatty()
+        app.note("console.intro")
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            if interactive:
+                print("\n> ", end="", file=self.out, flush=True)
+            raw = await loop.run_in_executor(None, stdin.readline)
+            if not raw:
+                break
+            text = raw.rstrip("\r\n")
+            if not interactive:
+                print(f"\n> {clean(text)}", file=self.out, flush=True)
+            if not await app.line(text):
+                break
+        await self.bot.deliver_due()
+
+    async def close(self) -> None:
+        self.bot.metrics.set_connected(False)
 
     def _once(self, key: str) -> bool:
         if key in self._printed:
@@ -61,7 +108,7 @@ class ConsolePlatform:
         return True
 
     def box(self, lines: Sequence[str]) -> None:
-        channel = self.settings.console.moderator_channel
+        channel = self.options.moderator_channel
         title = f"== {channel} · {self.community.name} "
         print(title + "=" * max(4, len(_RULE) - len(title)), file=self.out)
         for line in "\n".join(lines).splitlines():
@@ -96,7 +143,7 @@ class ConsolePlatform:
         escalate: bool = False,
     ) -> None:
         if self._once(key):
-            who = f"@{self.settings.console.moderator} " if ping else ""
+            who = f"@{self.options.moderator} " if ping else ""
             self.box([f"{who}{render(message)}"])
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
@@ -110,7 +157,8 @@ class ConsoleApp:
         self.platform = platform
         self.content = bot.content
         self.settings = bot.settings
-        self.person = PersonId(PLATFORM, self.settings.console.person)
+        self.options = platform.options
+        self.person = PersonId(PLATFORM, self.options.person)
         self.locale = locale
         self.out = platform.out
 
@@ -127,7 +175,7 @@ class ConsoleApp:
             config = CommunityConfig(
                 community.id,
                 community.name,
-                self.settings.console.moderator_channel,
+                self.options.moderator_channel,
                 locale=self.locale or self.content.default_locale,
             )
             await self.bot.configure_community(config, actor="console")
@@ -157,7 +205,7 @@ class ConsoleApp:
                 self.say(reply)
         elif name == "mod" and len(words) >= 3 and words[1].lower() == "note":
             community = self.platform.community.id
-            moderator = self.settings.console.moderator
+            moderator = self.options.moderator
             named = is_reference(words[2].upper())
             reference = words[2] if named else await self._newest(community)
             note = " ".join(words[3:] if named else words[2:])
@@ -166,7 +214,7 @@ class ConsoleApp:
         elif name == "mod" and len(words) in (2, 3) and words[1].lower() == "export":
             community = self.platform.community.id
             reference = words[2] if len(words) == 3 else await self._newest(community)
-            pack = await self.bot.evidence(community, reference, self.settings.console.moderator)
+            pack = await self.bot.evidence(community, reference, self.options.moderator)
             locale = self.locale or self.content.default_locale
             unknown = render(
                 Message(self.content.spans(locale, "mod.unknown", reference=reference))
@@ -176,7 +224,7 @@ class ConsoleApp:
             community = self.platform.community.id
             action = words[1].lower()
             reference = words[2] if len(words) == 3 else await self._newest(community)
-            moderator = self.settings.console.moderator
+            moderator = self.options.moderator
             if action in ("block", "unblock"):
                 result = await self.bot.block_reporter(
                     community, reference, moderator, block=action == "block"
@@ -195,25 +243,3 @@ class ConsoleApp:
     async def _newest(self, community: CommunityId) -> str:
         reports = await self.bot.store.reports_for_community(community)
         return reports[-1].reference if reports else "-"
-
-
-async def run_console(bot: SafeBot, locale: str | None, stdin: TextIO, out: TextIO) -> None:
-    platform = bot.port
-    assert isinstance(platform, ConsolePlatform)
-    app = ConsoleApp(bot, platform, locale)
-    await app.setup()
-    interactive = stdin.isatty()
-    app.note("console.intro")
-    loop = asyncio.get_running_loop()
-    while True:
-        if interactive:
-            print("\n> ", end="", file=out, flush=True)
-        raw = await loop.run_in_executor(None, stdin.readline)
-        if not raw:
-            break
-        text = raw.rstrip("\r\n")
-        if not interactive:
-            print(f"\n> {clean(text)}", file=out, flush=True)
-        if not await app.line(text):
-            break
-    await bot.deliver_due()

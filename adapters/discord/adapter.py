@@ -28,6 +28,7 @@ from adapters.discord.items import (
 )
 from adapters.discord.logs import hide_payloads
 from adapters.discord.membership import MembershipMemory
+from adapters.discord.platform import discord_settings
 from adapters.discord.render import (
     ALERT_FOOTER_PREFIX,
     NO_MENTIONS,
@@ -38,7 +39,6 @@ from adapters.discord.render import (
 )
 from adapters.discord.setup_checks import channel_warning, role_problem
 from safebot.content import Content
-from safebot.conversation import Engine
 from safebot.events import ChoiceSelected, CommandInvoked, Event, TextReceived
 from safebot.messages import Message, Span
 from safebot.model import Community, CommunityConfig, CommunityId, PersonId
@@ -150,23 +150,33 @@ class DiscordAdapter:
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
-        store: Store,
+        content: Content,
         *,
+        token: str = "",
         sync_commands: bool = True,
         **client_options: Any,
     ) -> None:
+        """Build with ``safebot.app.assemble`` (or ``serve``), which attaches the service."""
         hide_payloads()  # discord.py's DEBUG logs would otherwise carry people's messages
         self.settings = settings
-        self.content = engine.content
-        self.store = store
+        self.options = discord_settings(settings)
+        self.content = content
+        self.token = token
         self.sync_commands = sync_commands
-        self.bot = SafeBot(engine=engine, store=store, port=self, settings=settings)
-        self.members = MembershipMemory(settings.discord.membership_minutes * 60.0)
-        self._probes = asyncio.Semaphore(max(1, settings.discord.membership_checks_at_once))
+        self.bot: SafeBot  # set by attach()
+        self.store: Store
+        self.members = MembershipMemory(self.options.membership_minutes * 60.0)
+        self._probes = asyncio.Semaphore(max(1, self.options.membership_checks_at_once))
         self.client = SafeBotClient(self, **client_options)
         self._stop = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
+
+    def attach(self, bot: SafeBot) -> None:
+        self.bot = bot
+        self.store = bot.store
+
+    def reference_tokens(self) -> None:
+        return None  # random: an interaction is never replayed after a crash
 
     def t(self, key: str, locale: str | None = None, **values: str) -> str:
         return text_of(self.content.spans(locale or self.content.default_locale, key, **values))
@@ -178,6 +188,21 @@ class DiscordAdapter:
     def start_background(self) -> None:
         if self._background is None:
             self._background = asyncio.create_task(self.bot.run_background(self._stop))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Log in and serve until ``stop`` is set; a login failure or a fatal gateway error
+        is raised."""
+        runner = asyncio.create_task(self.client.start(self.token))
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if runner in done:
+                runner.result()
+        finally:
+            stopper.cancel()
+            if not runner.done():
+                await self.client.close()
+            await asyncio.gather(runner, return_exceptions=True)
 
     async def close(self) -> None:
         self._stop.set()
@@ -258,7 +283,7 @@ class DiscordAdapter:
     async def _large(self) -> bool:
         """More servers set up than ``probe_all_up_to``: offering asks only the known ones."""
         configs = await self.store.list_communities(PLATFORM)
-        return len(configs) > self.settings.discord.probe_all_up_to
+        return len(configs) > self.options.probe_all_up_to
 
     async def seen_in_guild(self, guild_id: int, user_id: int) -> None:
         """The person used SafeBot in this server (a command, the message menu, a button or a
@@ -741,7 +766,7 @@ class DiscordAdapter:
         member of: the cost follows the person's servers, not the deployment's."""
         user_id = int(person.id)
         configs = await self.store.list_communities(PLATFORM)
-        if len(configs) > self.settings.discord.probe_all_up_to:
+        if len(configs) > self.options.probe_all_up_to:
             tag = await self.bot.pseudonym(person)
             seen = {c.key for c in await self.store.known_communities(tag, PLATFORM)}
             configs = [

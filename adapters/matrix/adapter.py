@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -57,6 +57,7 @@ from nio.exceptions import EncryptionError
 from adapters.matrix.history import find_own_event, own_events
 from adapters.matrix.inbox import REPLAY, Inbound, Inbox, Replay, replay_token, replay_txn
 from adapters.matrix.keys import publish_fallback_key, top_up_one_time_keys
+from adapters.matrix.platform import matrix_settings
 from adapters.matrix.powers import RoomPowers
 from adapters.matrix.privacy import RedirectLimiter, names_bot, private_room
 from adapters.matrix.render import (
@@ -79,11 +80,13 @@ from adapters.matrix.session import (
     prepare_store,
 )
 from adapters.matrix.threads import alert_key, in_thread
-from safebot.conversation import Engine, is_reference
+from safebot.content import Content
+from safebot.conversation import is_reference
 from safebot.events import CommandInvoked, Event, TextReceived
 from safebot.messages import Message, Span, plain_text
 from safebot.model import Community, CommunityConfig, CommunityId, PersonId, Report
 from safebot.moderation import Alert
+from safebot.platforms import PlatformError
 from safebot.ports import DeliveryError
 from safebot.service import SafeBot
 from safebot.settings import Settings
@@ -130,8 +133,11 @@ _ANSWER_TRIES = 5
 _SYNC_FILTER = {"room": {"timeline": {"limit": 500}}}
 
 
-class MatrixLoginError(Exception):
-    """The bot could not log in or restore its device."""
+class MatrixLoginError(PlatformError):
+    """The bot could not log in or restore its device (``safebot run matrix`` exits 1)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=1)
 
 
 def person_of(user_id: str) -> PersonId:
@@ -159,8 +165,7 @@ class MatrixAdapter:
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
-        store: Store,
+        content: Content,
         *,
         homeserver: str,
         user_id: str,
@@ -175,8 +180,9 @@ class MatrixAdapter:
         if not ENCRYPTION_ENABLED:
             raise MatrixLoginError("matrix-nio was installed without E2EE support ([e2e])")
         self.settings = settings
-        self.content = engine.content
-        self.store = store
+        self.content = content
+        self.bot: SafeBot  # set by attach()
+        self.store: Store
         self.homeserver = homeserver
         self.user_id = user_id
         self.data_dir = Path(data_dir)
@@ -186,15 +192,12 @@ class MatrixAdapter:
         self.retry_wait = retry_wait
         self.sync_timeout_ms = sync_timeout_ms
         self.undecryptable_wait = undecryptable_wait
-        self.bot = SafeBot(
-            engine=engine, store=store, port=self, settings=settings, tokens=replay_token
-        )
         self.client: AsyncClient | None = None
         self._dm_rooms: dict[str, str] = {}  # person user id -> DM room id
         self._alert_events: dict[str, str] = {}  # alert key -> event id
         self._undecryptable: dict[str, tuple[MatrixRoom, MegolmEvent]] = {}
         self._handled: set[str] = set()
-        self._hints = RedirectLimiter(settings.matrix.private_hint_minutes * 60)
+        self._hints = RedirectLimiter(matrix_settings(settings).private_hint_minutes * 60)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._sync_task: asyncio.Task[None] | None = None
@@ -211,6 +214,28 @@ class MatrixAdapter:
         self.failure: MatrixLoginError | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
+    def attach(self, bot: SafeBot) -> None:
+        self.bot = bot
+        self.store = bot.store
+
+    def reference_tokens(self) -> Callable[[], str]:
+        # A message replayed after a crash mints the same report reference (see inbox.py).
+        return replay_token
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start, then serve until ``stop`` is set or the session is lost for good (raised as
+        MatrixLoginError)."""
+        await self.start()
+        stopping = asyncio.ensure_future(stop.wait())
+        gave_up = asyncio.ensure_future(self.stopped.wait())
+        try:
+            await asyncio.wait({stopping, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            gave_up.cancel()
+        if self.failure is not None:
+            raise self.failure
+
     @property
     def _credentials_path(self) -> Path:
         return self.data_dir / "credentials.json"

@@ -7,10 +7,12 @@ however often it is delivered, like a platform that deduplicates by idempotency 
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from safebot.app import assemble
 from safebot.conversation import Engine
 from safebot.events import ChoiceSelected, CommandInvoked, Event, TextReceived
 from safebot.messages import Message
@@ -46,6 +48,19 @@ class MemoryPlatform:
     forbidden: set[str] = field(default_factory=set)  # destinations that refuse for good
     deliveries: list[Sent] = field(default_factory=list)  # every attempt that got through
     seen: dict[str, Sent] = field(default_factory=dict)  # what moderators/persons see, by key
+
+    # --- lifecycle (safebot.app.Adapter) ---------------------------------------------------
+    def attach(self, bot: SafeBot) -> None:
+        return None  # tests hold the service (MemoryBot.service)
+
+    def reference_tokens(self) -> None:
+        return None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await stop.wait()  # tests drive the service themselves
+
+    async def close(self) -> None:
+        return None
 
     # --- world building -------------------------------------------------------------------
     def add_community(self, ident: str, name: str) -> Community:
@@ -140,13 +155,7 @@ class MemoryBot:
 
     def __init__(self, engine: Engine, store: Store, settings: Settings, **kwargs: object) -> None:
         self.platform = MemoryPlatform()
-        self.service = SafeBot(
-            engine=engine,
-            store=store,
-            port=self.platform,
-            settings=settings,
-            **kwargs,  # type: ignore[arg-type]
-        )
+        self.service = assemble(engine, store, self.platform, settings, **kwargs)
 
     def person(self, ident: str) -> PersonId:
         return PersonId(PLATFORM, ident)

@@ -1,5 +1,6 @@
 """Where tokens and passwords come from: a file, systemd credentials, or the environment.
 
+Each platform says where its own secrets are (e.g. adapters/discord/platform.py).
 In this order, the first that has a value wins:
 
 1. the file named in the settings (``[discord] token_file``, ``[matrix] password_file`` or
@@ -21,22 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from safebot.settings import Settings
-
-__all__ = [
-    "SecretError",
-    "SecretSource",
-    "discord_token",
-    "matrix_access_token",
-    "matrix_password",
-    "read_secret",
-]
+__all__ = ["SecretError", "SecretSource", "read_secret"]
 
 log = logging.getLogger(__name__)
-
-DISCORD_TOKEN = "discord-token"
-MATRIX_PASSWORD = "matrix-password"
-MATRIX_TOKEN = "matrix-token"
 
 
 class SecretError(Exception):
@@ -82,18 +70,3 @@ def read_secret(source: SecretSource, environ: Mapping[str, str] | None = None) 
         if value:
             return value
     return env.get(source.env, "").strip() or None
-
-
-def discord_token(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
-    d = settings.discord
-    return read_secret(SecretSource(d.token_file, DISCORD_TOKEN, d.token_env), environ)
-
-
-def matrix_password(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
-    m = settings.matrix
-    return read_secret(SecretSource(m.password_file, MATRIX_PASSWORD, m.password_env), environ)
-
-
-def matrix_access_token(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
-    m = settings.matrix
-    return read_secret(SecretSource(m.access_token_file, MATRIX_TOKEN, m.access_token_env), environ)
