@@ -71,14 +71,15 @@ class ConsolePlatform:
     async def shared_communities(self, person: PersonId) -> Sequence[Community]:
         return [self.community]
 
-    async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
+    async def send_alert(self, config: CommunityConfig, alert: Alert) -> str | None:
         if not self._once(alert.key):
-            return
+            return None
         text = render(alert.as_message()).split("\n  1)")[0]
         hint = self.content.text(config.locale, "console.mod_hint").replace(
             "{reference}", alert.reference
         )
         self.box([text, "", hint])
+        return None  # a terminal has no message ids
 
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         if self._once(key):
