@@ -14,7 +14,7 @@ from typing import TextIO
 from safebot.content import Content
 from safebot.conversation import is_reference
 from safebot.events import TextReceived
-from safebot.messages import Message, clean_text
+from safebot.messages import Message, clean_text, join_spans
 from safebot.model import Community, CommunityConfig, CommunityId, PersonId
 from safebot.moderation import Alert
 from safebot.service import SafeBot
@@ -33,9 +33,7 @@ def clean(text: str) -> str:
 
 
 def render(message: Message) -> str:
-    body = "".join(
-        clean(s.text) if s.untrusted else s.text.replace("**", "") for s in message.spans
-    )
+    body = join_spans(message.spans, untrusted=clean)
     lines = [body] if body else []
     for number, choice in enumerate(message.choices, 1):
         lines.append(f"  {number}) {clean(choice.label)}")
