@@ -390,8 +390,13 @@ class SafeBot:
     async def moderator_action(
         self, community: CommunityId, reference: str, action: str, moderator: str
     ) -> ModeratorReply:
-        """A moderator of ``community`` acts on a report. The adapter has already checked that
-        the person is a moderator there; this checks the report belongs to that community."""
+        """A moderator of ``community`` acts on a report: ack, claim, resolve, or block and
+        unblock its sender. The adapter has already checked that the person is a moderator
+        there; this checks the report belongs to that community."""
+        if action in ("block", "unblock"):
+            return await self.block_reporter(
+                community, reference, moderator, block=action == "block"
+            )
         locale, reference, report = await self._report_of(community, reference)
         if report is None:
             return self._mod_reply(False, locale, "mod.unknown", reference, None)

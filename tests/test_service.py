@@ -584,14 +584,14 @@ async def test_moderators_can_block_a_reporter_without_learning_who(bot: MemoryB
     reference = await report(bot, troll, home)
     wrong = await bot.service.block_reporter(other.id, reference, "mod2")
     assert not wrong.ok  # a moderator of another community cannot
-    done = await bot.service.block_reporter(home.id, reference, "mod")
+    done = await bot.moderate(home, reference, "block")  # one entry for every action
     assert done.ok and "troll" not in done.message.text
     await bot.say(troll, "menu")
     offered = await bot.press(troll, "report", "menu")
     offered = await bot.press(troll, "report.go", "report.start")
     labels = [c.label for m in offered for c in m.choices]
     assert "Home" not in labels and "Other" in labels
-    assert (await bot.service.block_reporter(home.id, reference, "mod", block=False)).ok
+    assert (await bot.moderate(home, reference, "unblock")).ok
     config = await bot.service.store.get_community(home.id)
     assert config is not None and config.blocked == ()
 

@@ -176,12 +176,7 @@ class ConsoleApp:
             action = words[1].lower()
             reference = words[2] if len(words) == 3 else await self._newest(community)
             moderator = self.settings.console.moderator
-            if action in ("block", "unblock"):
-                result = await self.bot.block_reporter(
-                    community, reference, moderator, block=action == "block"
-                )
-            else:
-                result = await self.bot.moderator_action(community, reference, action, moderator)
+            result = await self.bot.moderator_action(community, reference, action, moderator)
             self.platform.box([render(result.message)])
             await self.bot.deliver_due()
         elif name == "mod" and words[1:2] == ["list"]:

@@ -453,7 +453,8 @@ class DiscordAdapter:
     ) -> None:
         """Block (or unblock) the sender of a report; the moderator never learns who it is.
         The answer is ephemeral and carries the opposite button, so a slip can be undone."""
-        result = await self.bot.block_reporter(community_of(guild).id, reference, who, block=block)
+        action = "block" if block else "unblock"
+        result = await self.bot.moderator_action(community_of(guild).id, reference, action, who)
         view: discord.ui.View | None = None
         if result.ok:
             config = await self.store.get_community(community_of(guild).id)

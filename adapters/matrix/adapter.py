@@ -838,11 +838,7 @@ class MatrixAdapter:
             if pack is not None:
                 await self._send(room_id, in_thread(preformatted(pack.as_text()), root))
             return
-        if action in ("block", "unblock"):
-            result = await self.bot.block_reporter(
-                config.community, reference, sender, block=action == "block"
-            )
-        elif action == "note":
+        if action == "note":
             result = await self.bot.add_case_note(config.community, reference, sender, note)
         else:
             result = await self.bot.moderator_action(config.community, reference, action, sender)
