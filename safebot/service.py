@@ -541,6 +541,21 @@ class SafeBot:
             AuditEntry(self.clock(), clean_text(actor), action, reference, community)
         )
 
+    async def backlog_status(self, config: CommunityConfig, locale: str | None = None) -> Message:
+        """For the moderators' status command: alerts still to deliver, alerts given up on,
+        and reports nobody has acknowledged."""
+        backlog = await self.store.backlog(config.community)
+        return Message(
+            self.content.spans(
+                locale or config.locale,
+                "mod.status_backlog",
+                community=config.name,
+                waiting=str(backlog.waiting),
+                parked=str(backlog.parked),
+                unacknowledged=str(await self.unacknowledged(config.community)),
+            )
+        )
+
     async def unacknowledged(self, community: CommunityId) -> int:
         """How many of the community's reports no moderator has acknowledged yet."""
         reports = await self.store.reports_for_community(community)

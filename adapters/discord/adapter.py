@@ -616,16 +616,7 @@ class DiscordAdapter:
             for name, ok in checks.items():
                 mark = "\u2705" if ok else "\u274c"
                 lines.append(f"{mark} {self.t(f'discord.perm.{name}', locale)}")
-        backlog = await self.store.backlog(config.community)
-        lines.append(
-            self.t(
-                "discord.status_backlog",
-                locale,
-                waiting=str(backlog.waiting),
-                parked=str(backlog.parked),
-                unacknowledged=str(await self.bot.unacknowledged(config.community)),
-            )
-        )
+        lines.append(text_of((await self.bot.backlog_status(config, locale)).spans))
         await self._private(interaction, "\n".join(lines))
 
     async def test_alert_command(self, interaction: discord.Interaction[Any]) -> None:

@@ -781,21 +781,7 @@ class MatrixAdapter:
         if not linked:
             await self._say(room_id, "matrix.mod.not_linked")
             return
-        lines = []
-        for config in linked:
-            backlog = await self.store.backlog(config.community)
-            lines.append(
-                plain_text(
-                    self.content.spans(
-                        config.locale,
-                        "matrix.mod.status_line",
-                        room=config.name,
-                        waiting=str(backlog.waiting),
-                        parked=str(backlog.parked),
-                        unacknowledged=str(await self.bot.unacknowledged(config.community)),
-                    )
-                )
-            )
+        lines = [plain_text((await self.bot.backlog_status(c)).spans) for c in linked]
         await self._send(room_id, notice("\n".join(lines)))
 
     async def _act(
