@@ -8,11 +8,21 @@ start with ``• ``. Anything that came from a person or a platform (names, repo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from safebot.model import valid_utf8
 
-__all__ = ["Choice", "Message", "Span", "clean_text", "plain_text", "split_template"]
+__all__ = [
+    "Choice",
+    "Message",
+    "Span",
+    "clean_text",
+    "join_spans",
+    "plain_text",
+    "split_template",
+    "strip_markup",
+]
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -72,5 +82,27 @@ def split_template(template: str, values: dict[str, str]) -> tuple[Span, ...]:
     return tuple(spans)
 
 
-def plain_text(spans: tuple[Span, ...]) -> str:
-    return "".join(s.text if s.untrusted else s.text.replace("**", "") for s in spans)
+def strip_markup(text: str) -> str:
+    """Trusted text without its markup (content writes bold as ``**``)."""
+    return text.replace("**", "")
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def join_spans(
+    spans: Iterable[Span],
+    *,
+    trusted: Callable[[str], str] = strip_markup,
+    untrusted: Callable[[str], str] = _unchanged,
+) -> str:
+    """The one way spans become text: each adapter says how trusted text keeps or drops its
+    markup and how untrusted text (what people typed) is made inert there."""
+    return "".join(untrusted(s.text) if s.untrusted else trusted(s.text) for s in spans)
+
+
+def plain_text(spans: Iterable[Span]) -> str:
+    """Plain text: markup dropped, untrusted text as it is (for plain bodies and logs-free
+    tests; a plain body shows no markup that could be injected)."""
+    return join_spans(spans)

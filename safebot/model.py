@@ -247,6 +247,9 @@ class OutboxItem:
     delivered_at: float | None = None
     parked: bool = False
     last_error: str | None = None
+    # An alert, once posted: the platform's reference to the message (send_alert's answer),
+    # so its updates and replies find it without searching the channel.
+    posted: str | None = None
 
 
 REMOVE_NAME = "remove_name"  # payload["reason"] of the alert update queued by "forget me"

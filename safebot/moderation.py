@@ -69,6 +69,9 @@ class Alert:
     remove_name: bool = False
     # A note for the moderators the adapter adds (e.g. the reported person is a moderator).
     warning: str | None = None
+    # Where the alert was posted, as the platform's send_alert answered (None before that,
+    # and for alerts posted before SafeBot kept it): edits and replies go straight there.
+    posted: str | None = None
 
     def as_message(self) -> Message:
         """A plain rendering for adapters without rich alerts (console, plain bodies)."""

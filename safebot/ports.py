@@ -37,13 +37,17 @@ class PlatformPort(Protocol):
         """Communities where both the bot and the person are members (checked, not assumed)."""
         ...
 
-    async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
-        """Post a new moderator alert to the community's moderator destination."""
+    async def send_alert(self, config: CommunityConfig, alert: Alert) -> str | None:
+        """Post a new moderator alert to the community's moderator destination (once per
+        ``alert.key``, also when called again after a crash). Returns where it is: a reference
+        the platform can reach the message by (kept by the outbox and passed back as
+        ``Alert.posted`` to ``update_alert`` and ``reply_to_alert``, so they never search a
+        channel's history), or None if the platform has none."""
         ...
 
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
-        """Show the new status of the alert ``alert.key`` (edit it, or reply to it); ``key``
-        identifies this update."""
+        """Show the new status of the alert ``alert.key``, posted at ``alert.posted`` (edit
+        it, or reply to it); ``key`` identifies this update."""
         ...
 
     async def reply_to_alert(

@@ -20,6 +20,11 @@ The same files' ``[markers]`` table lists everyday words of each language; the l
 marker words (distinct, times the table's ``weight``) a message holds most is
 ``Recognition.language``, which the engine uses to answer in the person's language.
 
+The stages live in their own modules: :mod:`safebot.normalize` (the text rules are written
+against, and one-typo keyword matching), :mod:`safebot.first_words` (the index of the words
+each pattern can start with), this module (loading the rules and matching them), and
+:mod:`safebot.concepts`.
+
 Text examined: the first :data:`MAX_CHARS` characters after normalization, and for crisis
 language the first :data:`CRISIS_MAX_CHARS`. Nothing here logs or keeps the text it sees,
 except a bounded in-memory table of which rules a word can start, for words that start some
@@ -30,7 +35,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib.resources.abc import Traversable
@@ -38,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from safebot.concepts import Combination, Concepts, load_combinations
+from safebot.first_words import PREFIX_KEY, first_words, is_anchored, top_level_bar
+from safebot.normalize import FUZZY_MIN_LEN, WORD_RE, normalize, variants, within_one_edit
 
 __all__ = ["INTENTS", "Recogniser", "Recognition", "normalize"]
 
@@ -70,9 +76,6 @@ CRISIS_MAX_CHARS = 8_000
 _RAW_MAX_CHARS = 16_000
 """Characters of raw input normalized at most (normalizing is linear, but why pay for more)."""
 
-FUZZY_MIN_LEN = 6
-"""Keywords and words at least this long match with one edit (typo) allowed."""
-
 _ALLOWED_KEYS = frozenset({"patterns", "keywords"})
 _MARKERS = "markers"
 """The table in intents.toml that lists a language's marker words (not an intent)."""
@@ -81,409 +84,6 @@ _CONCEPTS = "concepts"
 _NOT_INTENTS = frozenset({_MARKERS, _CONCEPTS})
 COMBINATIONS = "combinations.toml"
 """The shared file, next to the locale folders, of concept combinations that mean an intent."""
-
-# --- normalization ------------------------------------------------------------------------
-
-# Apostrophe-like characters are removed ("don't" -> "dont", "he'll" -> "hell") so patterns
-# never need them and match the common apostrophe-less spelling too. Some must go before
-# NFKC, which turns the acute accent into a space plus a combining mark.
-_APOSTROPHES = "'`´ʹʻʼʽˈ՚‘’‛′＇"
-_PRE_NFKC = str.maketrans(dict.fromkeys(_APOSTROPHES, None))
-
-# Look-alike letters from other scripts, after casefolding (Cyrillic, Greek).
-_CONFUSABLES: dict[str, str] = {
-    "а": "a",
-    "в": "b",
-    "е": "e",
-    "ё": "e",
-    "к": "k",
-    "м": "m",
-    "н": "h",
-    "о": "o",
-    "р": "p",
-    "с": "c",
-    "т": "t",
-    "у": "y",
-    "х": "x",
-    "ѕ": "s",
-    "і": "i",
-    "ї": "i",
-    "ј": "j",
-    "ԁ": "d",
-    "ԛ": "q",
-    "ԝ": "w",
-    "ӏ": "l",
-    "α": "a",
-    "β": "b",
-    "ε": "e",
-    "ι": "i",
-    "κ": "k",
-    "ν": "v",
-    "ο": "o",
-    "ρ": "p",
-    "τ": "t",
-    "υ": "u",
-    "χ": "x",
-}
-
-
-class _FoldTable(dict[int, "str | None"]):
-    """``str.translate`` table that decides each character once and remembers it.
-
-    Drops combining marks (accents, after NFKD), format characters (zero-width, bidi
-    controls, soft hyphen), other control characters, surrogates, private-use and
-    unassigned code points and apostrophes; turns every kind of whitespace and ``_`` into a
-    space; maps look-alike letters to ASCII.
-    """
-
-    __slots__ = ()
-    _LIMIT = 50_000  # cache at most this many code points
-
-    def __missing__(self, key: int) -> str | None:
-        value = _fold_char(chr(key))
-        if len(self) < self._LIMIT:
-            self[key] = value
-        return value
-
-
-def _fold_char(ch: str) -> str | None:
-    if ch in _APOSTROPHES:
-        return None
-    if ch.isspace() or ch == "_":
-        return " "
-    category = unicodedata.category(ch)
-    if category[0] in "CM":  # Cc Cf Cs Co Cn, Mn Mc Me
-        return None
-    return _CONFUSABLES.get(ch, ch)
-
-
-_FOLD = _FoldTable()
-_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"}
-# Leet only between two letters: "k1ll" -> "kill", "n00dz" -> "noodz"; "$500" and "1k" stay.
-_LEET_RE = re.compile(r"(?<=[^\W\d_])[013457@$!]+(?=[^\W\d_])")
-_REPEAT_RE = re.compile(r"([^\W\d_])\1{2,}")
-_WORD_RE = re.compile(r"[^\W_]+")
-
-
-def _unleet(match: re.Match[str]) -> str:
-    return "".join(_LEET[ch] for ch in match.group())
-
-
-def normalize(text: str) -> str:
-    """The form patterns are written against.
-
-    NFKC, casefold, accents stripped (NFKD without combining marks), format/control
-    characters and apostrophes removed, look-alike letters and in-word leet mapped to
-    ASCII, runs of 3+ identical letters cut to 2, whitespace collapsed and stripped.
-    Digits, ``$`` and other punctuation are kept.
-    """
-    if text.isascii():
-        text = text.lower()
-    else:
-        text = unicodedata.normalize("NFKC", text.translate(_PRE_NFKC)).casefold()
-        text = unicodedata.normalize("NFKD", text)
-    text = text.translate(_FOLD)
-    if _LEET_RE.search(text) is not None:
-        text = _LEET_RE.sub(_unleet, text)
-    text = _REPEAT_RE.sub(r"\1\1", text)
-    return " ".join(text.split())
-
-
-# --- keyword matching ---------------------------------------------------------------------
-
-
-def _within_one_edit(a: str, b: str) -> bool:
-    """Optimal-string-alignment (restricted Damerau-Levenshtein) distance <= 1."""
-    la, lb = len(a), len(b)
-    if la > lb:
-        a, b, la, lb = b, a, lb, la
-    if lb - la > 1:
-        return False
-    i = 0
-    while i < la and a[i] == b[i]:
-        i += 1
-    if i == la:
-        return True  # equal, or b has one extra character at the end
-    if la == lb:
-        if a[i + 1 :] == b[i + 1 :]:
-            return True  # one substitution
-        return i + 1 < la and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :]
-    return a[i:] == b[i + 1 :]  # one insertion
-
-
-def _variants(word: str) -> list[str]:
-    """The word and every one-character deletion of it (symmetric-delete candidates)."""
-    return [word] + [word[:i] + word[i + 1 :] for i in range(len(word))]
-
-
-# --- pattern index --------------------------------------------------------------------------
-#
-# Searching ~400 patterns from every position of every message is slow in Python's ``re``
-# (tens of microseconds). Most patterns start with ``\b`` and a word from a small set
-# ("\b(?:want|wanna)\W+..."), so at load time each pattern's possible FIRST WORDS are read off
-# it: either whole words (the word ends inside the pattern) or word prefixes. A message then
-# only tries a pattern with ``match`` at the start of a word that fits. This is an exact
-# optimisation: a pattern the small reader below cannot follow (``^\W*...``, lookbehinds
-# mid-word, inline flags, anything unusual) is simply searched the ordinary way.
-#
-# The reader is written here, for the plain subset of ``re`` syntax the rule files use, rather
-# than borrowed from CPython's private ``re._parser``, which may change in any release.
-
-_PREFIX_KEY = 3  # word-prefix keys are cut to this many characters
-_MAX_STARTS = 512  # give up (search normally) past this many first words
-_MAX_CLASS = 12  # a [...] class with more word characters than this is not listed
-
-_Partial = tuple[str, bool]  # text of the first word so far, "starts at a word start"
-_Finished = tuple[str, bool, bool]  # text, starts at a word start, word is complete
-
-# Parsed pattern pieces:
-#   ("lit", ch)                   one literal character
-#   ("class", chars, nonword)     a character set: the word characters it matches (None: too
-#                                 many to list) and whether it can match a non-word character
-#   ("bound",)                    \b
-#   ("start",) / ("end",)         ^ / $
-#   ("zero",)                     a lookahead or lookbehind (zero-width, ignored)
-#   ("alt", [[piece, ...], ...])  a group: its alternatives
-#   ("rep", low, high, piece)     a repeated piece (high None: no upper bound)
-_Piece = tuple[Any, ...]
-
-_NONWORD: _Piece = ("class", frozenset(), True)
-_ANY: _Piece = ("class", None, True)
-_DIGITS: _Piece = ("class", frozenset("0123456789"), False)
-_ESCAPES: dict[str, _Piece] = {
-    "b": ("bound",),
-    "W": _NONWORD,
-    "s": _NONWORD,
-    "d": _DIGITS,
-    "w": _ANY,
-    "S": _ANY,
-    "D": _ANY,
-}
-
-
-class _Unreadable(Exception):
-    pass
-
-
-def _is_word_char(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
-
-
-class _Reader:
-    """Reads a pattern into pieces; raises _Unreadable on anything outside the plain subset."""
-
-    def __init__(self, pattern: str) -> None:
-        self.text = pattern
-        self.pos = 0
-
-    def read(self) -> list[_Piece]:
-        options = self._alternatives()
-        if self.pos != len(self.text):
-            raise _Unreadable
-        return options[0] if len(options) == 1 else [("alt", options)]
-
-    def _peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
-
-    def _next(self) -> str:
-        ch = self._peek()
-        if not ch:
-            raise _Unreadable
-        self.pos += 1
-        return ch
-
-    def _alternatives(self) -> list[list[_Piece]]:
-        options = [self._sequence()]
-        while self._peek() == "|":
-            self.pos += 1
-            options.append(self._sequence())
-        return options
-
-    def _sequence(self) -> list[_Piece]:
-        pieces: list[_Piece] = []
-        while self._peek() not in ("", "|", ")"):
-            pieces.append(self._quantified(self._atom()))
-        return pieces
-
-    def _atom(self) -> _Piece:
-        ch = self._next()
-        if ch == "(":
-            zero = False
-            if self.text.startswith("?:", self.pos):
-                self.pos += 2
-            elif self.text.startswith(("?=", "?!"), self.pos):
-                self.pos, zero = self.pos + 2, True
-            elif self.text.startswith(("?<=", "?<!"), self.pos):
-                self.pos, zero = self.pos + 3, True
-            elif self._peek() == "?":
-                raise _Unreadable  # inline flags, named groups, conditionals
-            options = self._alternatives()
-            if self._next() != ")":
-                raise _Unreadable
-            return ("zero",) if zero else ("alt", options)
-        if ch == "[":
-            return self._class()
-        if ch == "\\":
-            return self._escape()
-        if ch == ".":
-            return _ANY
-        if ch == "^":
-            return ("start",)
-        if ch == "$":
-            return ("end",)
-        if ch in "*+?{)":
-            raise _Unreadable
-        return ("lit", ch)
-
-    def _escape(self) -> _Piece:
-        ch = self._next()
-        if ch in _ESCAPES:
-            return _ESCAPES[ch]
-        if ch.isalnum():
-            raise _Unreadable  # \A, \Z, \B, \x.., \u...., back-references
-        return ("lit", ch)
-
-    def _class(self) -> _Piece:
-        if self._peek() == "^":
-            raise _Unreadable
-        chars: set[str] = set()
-        nonword, listed, first = False, True, True
-        while True:
-            ch = self._next()
-            if ch == "]" and not first:
-                break
-            first = False
-            if ch == "\\":
-                piece = self._escape()
-                if piece[0] != "class" and piece[0] != "lit":
-                    raise _Unreadable
-                if piece[0] == "lit":
-                    chars.add(piece[1])
-                else:
-                    nonword = nonword or piece[2]
-                    if piece[1] is None:
-                        listed = False
-                    else:
-                        chars.update(piece[1])
-                continue
-            if self._peek() == "-" and self.text[self.pos + 1 : self.pos + 2] not in ("]", ""):
-                self.pos += 1
-                end = self._next()
-                if end == "\\" or ord(end) < ord(ch):
-                    raise _Unreadable
-                if ord(end) - ord(ch) >= _MAX_CLASS:
-                    listed = False
-                else:
-                    chars.update(chr(c) for c in range(ord(ch), ord(end) + 1))
-                continue
-            chars.add(ch)
-        word = frozenset(c for c in chars if _is_word_char(c))
-        nonword = nonword or len(word) < len(chars)
-        if not listed or len(word) > _MAX_CLASS:
-            return ("class", None, True)
-        return ("class", word, nonword)
-
-    def _quantified(self, piece: _Piece) -> _Piece:
-        ch = self._peek()
-        if ch == "?":
-            low, high = 0, 1
-        elif ch == "*":
-            low, high = 0, None
-        elif ch == "+":
-            low, high = 1, None
-        elif ch == "{":
-            end = self.text.find("}", self.pos)
-            bounds = self.text[self.pos + 1 : end].split(",") if end > 0 else []
-            if not 1 <= len(bounds) <= 2 or not all(b.isdigit() for b in bounds if b):
-                raise _Unreadable
-            low = int(bounds[0] or 0)
-            high = None if len(bounds) == 2 and not bounds[1] else int(bounds[-1])
-            self.pos = end
-        else:
-            return piece
-        if piece[0] in ("zero", "bound", "start", "end"):
-            raise _Unreadable
-        self.pos += 1
-        if self._peek() in ("?", "+"):
-            self.pos += 1  # lazy or possessive: the same characters can match
-        return ("rep", low, high, piece)
-
-
-def _walk(pieces: list[_Piece], partials: list[_Partial]) -> tuple[list[_Partial], list[_Finished]]:
-    """Follow a sequence of pieces from ``partials``: the first words still being read (open)
-    and those finished (complete at a non-word character or ``\\b``, or cut short)."""
-    finished: list[_Finished] = []
-    current = partials
-    for piece in pieces:
-        if not current:
-            break
-        following: list[_Partial] = []
-        for text, anchored in current:
-            opened, done = _step(piece, text, anchored)
-            following.extend(opened)
-            finished.extend(done)
-        current = list(dict.fromkeys(following))
-        if len(current) + len(finished) > _MAX_STARTS:
-            raise _Unreadable
-    return current, finished
-
-
-def _step(piece: _Piece, text: str, anchored: bool) -> tuple[list[_Partial], list[_Finished]]:
-    stop: tuple[list[_Partial], list[_Finished]] = ([], [(text, anchored, False)])
-    complete: tuple[list[_Partial], list[_Finished]] = ([], [(text, anchored, True)])
-    kind = piece[0]
-    if kind in ("bound", "start"):
-        if not text:
-            return [(text, True)], []
-        return complete if kind == "bound" else stop
-    if kind == "end":
-        return stop
-    if kind == "zero":
-        return [(text, anchored)], []  # ignoring a zero-width test only allows more
-    if kind == "lit":
-        return ([(text + piece[1], anchored)], []) if _is_word_char(piece[1]) else complete
-    if kind == "class":
-        _, word_chars, nonword = piece
-        if word_chars is None:
-            return stop
-        opened = [(text + ch, anchored) for ch in sorted(word_chars)]
-        return opened, complete[1] if nonword else []
-    if kind == "alt":
-        opened, done = [], []
-        for alternative in piece[1]:
-            more_opened, more_done = _walk(alternative, [(text, anchored)])
-            opened.extend(more_opened)
-            done.extend(more_done)
-        return opened, done
-    _, low, high, sub = piece  # "rep"
-    opened = [(text, anchored)] if low == 0 else []
-    once_opened, done = _walk([sub], [(text, anchored)])
-    if high == 1:
-        opened.extend(once_opened)
-    else:  # more copies may follow: what was read so far is only a prefix
-        done = done + [(t, a, False) for t, a in once_opened]
-    return opened, done
-
-
-def _first_words(pattern: str) -> tuple[frozenset[str], frozenset[str]] | None:
-    """``(words, prefixes)``: every match starts at the start of a word that is one of
-    ``words`` or starts with one of ``prefixes``. None when that cannot be read off."""
-    try:
-        opened, finished = _walk(_Reader(pattern).read(), [("", False)])
-    except (_Unreadable, RecursionError):
-        return None
-    finished = finished + [(text, anchored, False) for text, anchored in opened]
-    if not finished or any(not text or not anchored for text, anchored, _ in finished):
-        return None
-    words = frozenset(text for text, _, whole in finished if whole)
-    prefixes = frozenset(text[:_PREFIX_KEY] for text, _, whole in finished if not whole)
-    return words, prefixes
-
-
-def _is_anchored(pattern: str) -> bool:
-    """The pattern can only match at the very start of the text (a leading ``^``)."""
-    return pattern.startswith("^") and not _top_level_bar(pattern)
-
 
 # --- the recogniser -----------------------------------------------------------------------
 
@@ -541,7 +141,7 @@ def _check_keyword(where: str, keyword: object) -> str:
     if not isinstance(keyword, str):
         raise ValueError(f"{where}: keywords must be strings")
     normalized = normalize(keyword)
-    if not _WORD_RE.fullmatch(normalized):
+    if not WORD_RE.fullmatch(normalized):
         raise ValueError(f"{where}: keyword {keyword!r} must be a single word")
     return normalized
 
@@ -551,8 +151,8 @@ def _combine(where: str, patterns: Sequence[str]) -> re.Pattern[str] | None:
     engine rejects a position inside a word once rather than once per pattern."""
     if not patterns:
         return None
-    at_word = [p[2:] for p in patterns if p.startswith("\\b") and not _top_level_bar(p)]
-    others = [p for p in patterns if not (p.startswith("\\b") and not _top_level_bar(p))]
+    at_word = [p[2:] for p in patterns if p.startswith("\\b") and not top_level_bar(p)]
+    others = [p for p in patterns if not (p.startswith("\\b") and not top_level_bar(p))]
     parts = [f"(?:{p})" for p in others]
     if at_word:
         parts.insert(0, "\\b(?:" + "|".join(f"(?:{p})" for p in at_word) + ")")
@@ -560,28 +160,6 @@ def _combine(where: str, patterns: Sequence[str]) -> re.Pattern[str] | None:
         return re.compile("|".join(parts))
     except re.error as exc:  # e.g. inline global flags mid-pattern
         raise ValueError(f"{where}: patterns do not combine: {exc}") from None
-
-
-def _top_level_bar(pattern: str) -> bool:
-    """Does ``pattern`` have a ``|`` outside any group or class?"""
-    depth = 0
-    in_class = escaped = False
-    for ch in pattern:
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            return True
-    return False
 
 
 class Recogniser:
@@ -687,9 +265,9 @@ class Recogniser:
                 at_start: list[str] = []
                 elsewhere: list[str] = []
                 for pattern in checked:
-                    starts = _first_words(pattern)
+                    starts = first_words(pattern)
                     if starts is None:
-                        (at_start if _is_anchored(pattern) else elsewhere).append(pattern)
+                        (at_start if is_anchored(pattern) else elsewhere).append(pattern)
                         continue
                     entry = (index, rank, re.compile(pattern))
                     words, prefixes = starts
@@ -703,7 +281,7 @@ class Recogniser:
                     word = _check_keyword(where, keyword)
                     exact.setdefault(word, set()).add((index, rank))
                     if len(word) >= FUZZY_MIN_LEN:
-                        for variant in _variants(word):
+                        for variant in variants(word):
                             fuzzy.setdefault(variant, []).append((word, index, rank))
             locales.append(_Locale(locale, tuple(every), tuple(anchored), tuple(floating)))
         return cls(
@@ -770,7 +348,7 @@ class Recogniser:
         """The locale whose marker words (weighted) the text holds most, and how many distinct
         ones; ``(None, 0)`` when it holds none or two locales tie."""
         counts = [0] * len(self._locales)
-        for word in set(_WORD_RE.findall(text)):
+        for word in set(WORD_RE.findall(text)):
             index = self._markers.get(word)
             if index is not None:
                 counts[index] += 1
@@ -788,7 +366,7 @@ class Recogniser:
         ranks = [none] * len(self._locales)
         best = none
         memo = self._memo
-        for found in _WORD_RE.finditer(text):
+        for found in WORD_RE.finditer(text):
             word = found.group()
             info = memo.get(word)
             if info is None:
@@ -821,12 +399,12 @@ class Recogniser:
         patterns that may match from its start, sorted by rank."""
         hits = set(self._exact.get(word, ()))
         if FUZZY_MIN_LEN <= len(word) <= self._fuzzy_max + 1:
-            for variant in _variants(word):
+            for variant in variants(word):
                 for keyword, index, rank in self._fuzzy.get(variant, ()):
-                    if _within_one_edit(word, keyword):
+                    if within_one_edit(word, keyword):
                         hits.add((index, rank))
         entries = list(self._by_word.get(word, ()))
-        for n in range(1, min(len(word), _PREFIX_KEY) + 1):
+        for n in range(1, min(len(word), PREFIX_KEY) + 1):
             entries.extend(self._by_prefix.get(word[:n], ()))
         info = (tuple(sorted(hits)), _by_rank(entries))
         # Only words the rules care about are remembered, never arbitrary words from messages.
@@ -840,8 +418,8 @@ class Recogniser:
         if not FUZZY_MIN_LEN <= len(word) <= self._fuzzy_max + 1:
             return False
         return any(
-            i == index and r == rank and _within_one_edit(word, keyword)
-            for variant in _variants(word)
+            i == index and r == rank and within_one_edit(word, keyword)
+            for variant in variants(word)
             for keyword, i, r in self._fuzzy.get(variant, ())
         )
 
@@ -851,7 +429,7 @@ class Recogniser:
         ranks = [len(INTENTS)] * len(self._locales)
         self._add_concepts(text, ranks)
         found = [index for index, rank in enumerate(ranks) if rank == _CRISIS]
-        words = set(_WORD_RE.findall(text))
+        words = set(WORD_RE.findall(text))
         for index, locale in enumerate(self._locales):
             pattern = locale.patterns[_CRISIS]
             if index in found:
@@ -870,7 +448,7 @@ class Recogniser:
         if pattern is not None:
             for match in pattern.finditer(text):
                 size = max(size, match.end() - match.start())
-        for word in _WORD_RE.findall(text):
+        for word in WORD_RE.findall(text):
             if len(word) > size and self._keyword_hit(word, index, rank):
                 size = len(word)
         return size

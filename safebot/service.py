@@ -390,8 +390,13 @@ class SafeBot:
     async def moderator_action(
         self, community: CommunityId, reference: str, action: str, moderator: str
     ) -> ModeratorReply:
-        """A moderator of ``community`` acts on a report. The adapter has already checked that
-        the person is a moderator there; this checks the report belongs to that community."""
+        """A moderator of ``community`` acts on a report: ack, claim, resolve, or block and
+        unblock its sender. The adapter has already checked that the person is a moderator
+        there; this checks the report belongs to that community."""
+        if action in ("block", "unblock"):
+            return await self.block_reporter(
+                community, reference, moderator, block=action == "block"
+            )
         locale, reference, report = await self._report_of(community, reference)
         if report is None:
             return self._mod_reply(False, locale, "mod.unknown", reference, None)
@@ -536,6 +541,21 @@ class SafeBot:
             AuditEntry(self.clock(), clean_text(actor), action, reference, community)
         )
 
+    async def backlog_status(self, config: CommunityConfig, locale: str | None = None) -> Message:
+        """For the moderators' status command: alerts still to deliver, alerts given up on,
+        and reports nobody has acknowledged."""
+        backlog = await self.store.backlog(config.community)
+        return Message(
+            self.content.spans(
+                locale or config.locale,
+                "mod.status_backlog",
+                community=config.name,
+                waiting=str(backlog.waiting),
+                parked=str(backlog.parked),
+                unacknowledged=str(await self.unacknowledged(config.community)),
+            )
+        )
+
     async def unacknowledged(self, community: CommunityId) -> int:
         """How many of the community's reports no moderator has acknowledged yet."""
         reports = await self.store.reports_for_community(community)
@@ -549,11 +569,11 @@ class SafeBot:
         delivered = 0
         for item in items:
             try:
-                sent = await self._deliver(item)
+                sent, posted = await self._deliver(item)
             except Exception as exc:
                 await self._failed(item, exc)
                 continue
-            await self.store.mark_delivered(item.key, self.clock())
+            await self.store.mark_delivered(item.key, self.clock(), posted)
             if item.kind is not OutboxKind.ESCALATION:  # reminders wait on purpose
                 self.metrics.delivered_after(item.kind.value, self.clock() - item.created_at)
             delivered += sent
@@ -580,20 +600,21 @@ class SafeBot:
             for level, at in enumerate(due, start=1)
         ]
 
-    async def _deliver(self, item: OutboxItem) -> bool:
-        """Deliver one item; False when there was nothing to send (it is done all the same)."""
+    async def _deliver(self, item: OutboxItem) -> tuple[bool, str | None]:
+        """Deliver one item. Returns whether something was sent (False: nothing to send, it
+        is done all the same) and, for an alert, where the platform posted it."""
         report = await self.store.get_report(item.reference)
         if report is None:
-            return False  # purged: nothing left to deliver
+            return False, None  # purged: nothing left to deliver
         if item.kind is OutboxKind.STATUS:
             if report.reporter is None:
-                return False  # the person asked to be forgotten
+                return False, None  # the person asked to be forgotten
             status = ReportStatus(item.payload.get("status", report.status.value))
             message = status_message(self.content, report.evolve(status=status))
             await self.port.send_private(report.reporter, message, item.key)
-            return True
+            return True, None
         if item.kind is OutboxKind.ESCALATION and report.status is not ReportStatus.NEW:
-            return False  # a moderator has it: no reminder
+            return False, None  # a moderator has it: no reminder
         config = await self.store.get_community(report.community)
         if config is None:
             raise DeliveryError("no moderator destination is configured")
@@ -601,8 +622,10 @@ class SafeBot:
         if item.payload.get("reason") == REMOVE_NAME:
             alert = replace(alert, remove_name=True)
         if item.kind is OutboxKind.ALERT:
-            await self.port.send_alert(config, alert)
-        elif item.kind is OutboxKind.NOTE:
+            return True, await self.port.send_alert(config, alert)
+        posted = await self.store.get_outbox_item(alert.key)
+        alert = replace(alert, posted=posted.posted if posted is not None else None)
+        if item.kind is OutboxKind.NOTE:
             label = self.content.spans(config.locale, "alert.note", reference=report.reference)
             note = Message((*label, Span("\n"), Span(item.payload.get("text", ""), untrusted=True)))
             await self.port.reply_to_alert(config, alert, note, item.key, ping=False)
@@ -623,7 +646,7 @@ class SafeBot:
             self.metrics.escalated()
         else:
             await self.port.update_alert(config, alert, item.key)
-        return True
+        return True, None
 
     async def _failed(self, item: OutboxItem, exc: Exception) -> None:
         opts = self.settings.outbox

@@ -184,8 +184,8 @@ class PhasedStore(SqliteStore):
         self.phases.set(SLOT_OUTBOX, f"claimed {len(claimed)}" if claimed else "idle")
         return claimed
 
-    async def mark_delivered(self, key: str, now: float) -> None:
-        await super().mark_delivered(key, now)
+    async def mark_delivered(self, key: str, now: float, posted: str | None = None) -> None:
+        await super().mark_delivered(key, now, posted)
         self.phases.set(SLOT_OUTBOX, f"marked {key}")
 
 

@@ -281,6 +281,35 @@ async def test_an_unacknowledged_alert_gets_a_reminder_reply_with_a_fresh_ping(
     assert [e.action for e in log].count("escalate") == 1
 
 
+async def test_reminders_reach_the_alert_without_reading_the_channel_history(
+    world: World, engine: Engine, store: Store, settings: Settings
+) -> None:
+    """send_alert answers where the alert is; the outbox keeps it, so what goes under the
+    alert later (reminders, notes, status) needs no search through the channel's messages."""
+    soon = EscalationSettings(after_minutes=0.01, urgent_after_minutes=0.01, again_minutes=0.02)
+    adapter = make_adapter(engine, store, replace(settings, escalation=soon))
+    async with running(world, adapter):
+        await setup_server(world)
+        reference = await report_by_dm(world, offender="someone", details="x", evidence="skip")
+        alert = await world.fake.wait_for_message(channel_id=world.safety)
+        after_alert = len(world.fake.requests)
+        for _ in range(2):  # each reminder is a reply to the alert
+            reminder = await world.fake.wait_for_message(
+                channel_id=world.safety,
+                predicate=lambda m: "Reminder" in (m.content or ""),
+                timeout=10,
+            )
+            assert reminder["message_reference"]["message_id"] == str(alert.id)
+    stored = await store.get_outbox_item(f"alert:{reference}")
+    assert stored is not None and stored.posted == f"{world.safety.id}/{alert.id}"
+    history = [
+        r
+        for r in world.fake.requests[after_alert:]
+        if r.method == "GET" and r.path == f"/channels/{world.safety.id}/messages"
+    ]
+    assert history == []
+
+
 async def test_the_last_reminder_pings_the_escalation_role(
     world: World, engine: Engine, store: Store, settings: Settings
 ) -> None:

@@ -330,6 +330,34 @@ async def test_my_reports_and_a_note_in_the_alert_thread(matrix: MatrixHarness, 
     assert "<b>x</b>" not in content["formatted_body"]
 
 
+async def test_after_a_restart_the_alert_thread_is_found_without_reading_history(
+    matrix: MatrixHarness, bot: Bot
+) -> None:
+    """The outbox keeps the alert's event id (send_alert's answer): a bot that restarted knows
+    nothing in memory, and still threads a note under the alert without paging the room."""
+    alice, dm = await person(matrix, bot, "alice")
+    owner, _community, mods = await community_with_mods(matrix, bot, [alice])
+    reference = await walk_report(alice, dm, bot, "someone", "x", "skip")
+    alert = await from_bot(owner, mods, bot, lambda body: reference in body)
+    await bot.stop()
+    adapter = await bot.start()
+    assert adapter.client is not None
+    paged: list[str] = []
+    room_messages = adapter.client.room_messages
+
+    async def counting(room_id: str, *args: Any, **kwargs: Any) -> Any:
+        paged.append(room_id)
+        return await room_messages(room_id, *args, **kwargs)
+
+    adapter.client.room_messages = counting  # type: ignore[method-assign]
+    await say(alice, dm, bot, "!safebot my-reports", "Your reports")
+    await say(alice, dm, bot, "1", "Type what you want the moderators to know")
+    await say(alice, dm, bot, "a new account", "will see your note")
+    note = await from_bot(owner, mods, bot, lambda body: "A note from" in body)
+    assert note.source["content"]["m.relates_to"]["event_id"] == alert.event_id
+    assert mods not in paged
+
+
 async def test_case_note_and_evidence_pack_in_the_alert_thread(
     matrix: MatrixHarness, bot: Bot
 ) -> None:

@@ -687,7 +687,7 @@ def test_the_index_does_not_lean_on_cpythons_private_parser() -> None:
         "import re, sys\n"
         "sys.modules['re._parser'] = sys.modules['re._constants'] = None\n"
         "sys.modules['sre_parse'] = sys.modules['sre_constants'] = None\n"
-        "from safebot.recognise import _first_words\n"
+        "from safebot.first_words import first_words as _first_words\n"
         "got = _first_words(r'\\b(?:want|wanna)\\W+(?:to\\W+)?d\\W?i+\\W?e+\\b')\n"
         "assert got == (frozenset({'want', 'wanna'}), frozenset()), got\n"
         "got = _first_words(r'\\bsu+i+c+i+d(?:e|al)\\b')\n"

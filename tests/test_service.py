@@ -158,6 +158,22 @@ async def test_membership_is_checked_again_at_submit(bot: MemoryBot) -> None:
     assert await bot.service.store.reports_for_community(home.id) == []
 
 
+async def test_updates_and_replies_go_to_where_the_alert_was_posted(bot: MemoryBot) -> None:
+    """send_alert answers with where the alert is; every later update and reply to it carries
+    that reference (Alert.posted), also after the alert was sent twice (a crash)."""
+    home = await bot.setup_community("g1", "Home")
+    alice = bot.person("alice")
+    bot.platform.join(alice, home)
+    reference = await report(bot, alice, home)
+    await bot.deliver()
+    posted = bot.platform.posted[f"alert:{reference}"]
+    assert (await bot.moderate(home, reference, "ack")).ok
+    await bot.service.add_case_note(home.id, reference, "mod", "called the parents")
+    await bot.deliver()
+    later = [s for s in bot.platform.deliveries if s.kind != "alert" and s.alert is not None]
+    assert later and {s.alert.posted for s in later if s.alert} == {posted}
+
+
 async def test_moderator_of_another_community_cannot_act(bot: MemoryBot) -> None:
     home = await bot.setup_community("g1", "Home")
     other = await bot.setup_community("g2", "Other", destination="other-mods")
@@ -568,14 +584,14 @@ async def test_moderators_can_block_a_reporter_without_learning_who(bot: MemoryB
     reference = await report(bot, troll, home)
     wrong = await bot.service.block_reporter(other.id, reference, "mod2")
     assert not wrong.ok  # a moderator of another community cannot
-    done = await bot.service.block_reporter(home.id, reference, "mod")
+    done = await bot.moderate(home, reference, "block")  # one entry for every action
     assert done.ok and "troll" not in done.message.text
     await bot.say(troll, "menu")
     offered = await bot.press(troll, "report", "menu")
     offered = await bot.press(troll, "report.go", "report.start")
     labels = [c.label for m in offered for c in m.choices]
     assert "Home" not in labels and "Other" in labels
-    assert (await bot.service.block_reporter(home.id, reference, "mod", block=False)).ok
+    assert (await bot.moderate(home, reference, "unblock")).ok
     config = await bot.service.store.get_community(home.id)
     assert config is not None and config.blocked == ()
 

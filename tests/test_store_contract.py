@@ -515,6 +515,19 @@ async def test_mark_delivered(store: Store) -> None:
     assert await store.get_outbox_item("k1") == item("k1", delivered_at=123.5)
 
 
+async def test_mark_delivered_keeps_where_an_alert_was_posted(store: Store) -> None:
+    """send_alert answers with the platform's reference to the posted alert; it is kept with
+    the delivered item so later edits and replies find the alert without searching."""
+    await store.enqueue([item("alert:R-1"), item("k2")])
+    await store.mark_delivered("alert:R-1", 50.0, posted="1234/5678")
+    await store.mark_delivered("k2", 51.0)
+    assert await store.get_outbox_item("alert:R-1") == item(
+        "alert:R-1", delivered_at=50.0, posted="1234/5678"
+    )
+    assert (await store.get_outbox_item("k2")) == item("k2", delivered_at=51.0)
+    assert (await store.claim_due(1000.0, 10, 5.0)) == []
+
+
 async def test_marking_unknown_key_is_a_no_op(store: Store) -> None:
     await store.mark_delivered("nope", 1.0)
     await store.mark_retry("nope", 1, 2.0, "x")

@@ -15,7 +15,7 @@ from adapters.console.platform import console_settings
 from safebot.content import Content
 from safebot.conversation import is_reference
 from safebot.events import TextReceived
-from safebot.messages import Message, clean_text
+from safebot.messages import Message, clean_text, join_spans
 from safebot.model import Community, CommunityConfig, CommunityId, PersonId
 from safebot.moderation import Alert
 from safebot.service import SafeBot
@@ -34,9 +34,7 @@ def clean(text: str) -> str:
 
 
 def render(message: Message) -> str:
-    body = "".join(
-        clean(s.text) if s.untrusted else s.text.replace("**", "") for s in message.spans
-    )
+    body = join_spans(message.spans, untrusted=clean)
     lines = [body] if body else []
     for number, choice in enumerate(message.choices, 1):
         lines.append(f"  {number}) {clean(choice.label)}")
@@ -118,14 +116,15 @@ class ConsolePlatform:
     async def shared_communities(self, person: PersonId) -> Sequence[Community]:
         return [self.community]
 
-    async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
+    async def send_alert(self, config: CommunityConfig, alert: Alert) -> str | None:
         if not self._once(alert.key):
-            return
+            return None
         text = render(alert.as_message()).split("\n  1)")[0]
         hint = self.content.text(config.locale, "console.mod_hint").replace(
             "{reference}", alert.reference
         )
         self.box([text, "", hint])
+        return None  # a terminal has no message ids
 
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         if self._once(key):
@@ -225,12 +224,7 @@ class ConsoleApp:
             action = words[1].lower()
             reference = words[2] if len(words) == 3 else await self._newest(community)
             moderator = self.options.moderator
-            if action in ("block", "unblock"):
-                result = await self.bot.block_reporter(
-                    community, reference, moderator, block=action == "block"
-                )
-            else:
-                result = await self.bot.moderator_action(community, reference, action, moderator)
+            result = await self.bot.moderator_action(community, reference, action, moderator)
             self.platform.box([render(result.message)])
             await self.bot.deliver_due()
         elif name == "mod" and words[1:2] == ["list"]:

@@ -61,6 +61,11 @@ _HISTORY_SCAN = 50  # recent moderator-channel messages searched for an alert al
 Send = Callable[..., Awaitable[Any]]
 
 
+def _where(message: discord.Message) -> str:
+    """A posted alert's reference as the outbox keeps it (``Alert.posted``)."""
+    return f"{message.channel.id}/{message.id}"
+
+
 def person_of(user: discord.abc.User) -> PersonId:
     return PersonId(PLATFORM, str(user.id))
 
@@ -473,7 +478,8 @@ class DiscordAdapter:
     ) -> None:
         """Block (or unblock) the sender of a report; the moderator never learns who it is.
         The answer is ephemeral and carries the opposite button, so a slip can be undone."""
-        result = await self.bot.block_reporter(community_of(guild).id, reference, who, block=block)
+        action = "block" if block else "unblock"
+        result = await self.bot.moderator_action(community_of(guild).id, reference, action, who)
         view: discord.ui.View | None = None
         if result.ok:
             config = await self.store.get_community(community_of(guild).id)
@@ -635,16 +641,7 @@ class DiscordAdapter:
             for name, ok in checks.items():
                 mark = "\u2705" if ok else "\u274c"
                 lines.append(f"{mark} {self.t(f'discord.perm.{name}', locale)}")
-        backlog = await self.store.backlog(config.community)
-        lines.append(
-            self.t(
-                "discord.status_backlog",
-                locale,
-                waiting=str(backlog.waiting),
-                parked=str(backlog.parked),
-                unacknowledged=str(await self.bot.unacknowledged(config.community)),
-            )
-        )
+        lines.append(text_of((await self.bot.backlog_status(config, locale)).spans))
         await self._private(interaction, "\n".join(lines))
 
     async def test_alert_command(self, interaction: discord.Interaction[Any]) -> None:
@@ -850,6 +847,20 @@ class DiscordAdapter:
         )
         return None, replace(alert, warning=warning)
 
+    def _posted(self, alert: Alert) -> discord.PartialMessage | None:
+        """The alert's message where send_alert said it is (``channel/message`` ids), reached
+        without asking Discord; None for an alert from before SafeBot kept it."""
+        channel_id, _, message_id = (alert.posted or "").partition("/")
+        if not (channel_id.isdigit() and message_id.isdigit()):
+            return None
+        channel = self.client.get_partial_messageable(int(channel_id))
+        return channel.get_partial_message(int(message_id))
+
+    async def _alert_message(
+        self, channel: discord.abc.Messageable, alert: Alert
+    ) -> discord.Message | discord.PartialMessage | None:
+        return self._posted(alert) or await self._find_alert(channel, alert.key)
+
     async def _find_alert(
         self, channel: discord.abc.Messageable, key: str
     ) -> discord.Message | None:
@@ -893,34 +904,39 @@ class DiscordAdapter:
             return None
         return int(match.group(1) or match.group(2))
 
-    async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
+    async def send_alert(self, config: CommunityConfig, alert: Alert) -> str:
         channel = await self._channel(config)
-        if await self._find_alert(channel, alert.key) is not None:
-            return  # already posted before a crash: moderators see it once
+        found = await self._find_alert(channel, alert.key)
+        if found is not None:
+            return _where(found)  # already posted before a crash: moderators see it once
         role, alert = await self._alert_ping(config, alert)
         with delivery_errors(IN_MODERATOR_CHANNEL):
-            await channel.send(
+            sent = await channel.send(
                 self._ping(config, role).strip() or None,
                 embed=alert_embed(alert),
                 view=await self._alert_view(config.community, alert, config.locale),  # type: ignore[arg-type]
                 allowed_mentions=self._mentions(config, role),
                 nonce=alert_nonce(alert.key),
             )
+        return _where(sent)
 
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         channel = await self._channel(config)
-        message = await self._find_alert(channel, alert.key)
+        message = await self._alert_message(channel, alert)
         with delivery_errors(IN_MODERATOR_CHANNEL):
             if message is not None:
                 _, alert = await self._alert_ping(config, alert)  # keep the warning, if any
-                await message.edit(
-                    embed=alert_embed(alert),
-                    view=await self._alert_view(config.community, alert, config.locale),
-                    allowed_mentions=NO_MENTIONS,
-                )
-            else:
-                status = f"{alert.reference}: {alert.status}"
-                await channel.send(status, allowed_mentions=NO_MENTIONS, nonce=alert_nonce(key))
+                try:
+                    await message.edit(
+                        embed=alert_embed(alert),
+                        view=await self._alert_view(config.community, alert, config.locale),
+                        allowed_mentions=NO_MENTIONS,
+                    )
+                    return
+                except discord.NotFound:
+                    pass  # a moderator deleted the alert: the status goes in a line instead
+            status = f"{alert.reference}: {alert.status}"
+            await channel.send(status, allowed_mentions=NO_MENTIONS, nonce=alert_nonce(key))
 
     async def reply_to_alert(
         self,
@@ -945,7 +961,7 @@ class DiscordAdapter:
             text = self._ping(config, role) + text
             if checked.warning:
                 text += f"\n{checked.warning}"
-        original = await self._find_alert(channel, alert.key)
+        original = await self._alert_message(channel, alert)
         with delivery_errors(IN_MODERATOR_CHANNEL):
             await channel.send(
                 text[:2000],

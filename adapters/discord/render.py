@@ -11,7 +11,7 @@ import hashlib
 import discord
 
 from adapters.discord.escape import escape, escape_first_line, truncate
-from safebot.messages import Choice, Span
+from safebot.messages import Choice, Span, join_spans
 from safebot.moderation import Alert
 
 __all__ = [
@@ -33,7 +33,8 @@ NO_MENTIONS = discord.AllowedMentions.none()
 
 
 def text_of(spans: tuple[Span, ...]) -> str:
-    return "".join(escape(s.text) if s.untrusted else s.text for s in spans)
+    """Discord markdown: content's own markup kept, what people typed escaped."""
+    return join_spans(spans, trusted=str, untrusted=escape)
 
 
 def split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:

@@ -806,21 +806,7 @@ class MatrixAdapter:
         if not linked:
             await self._say(room_id, "matrix.mod.not_linked")
             return
-        lines = []
-        for config in linked:
-            backlog = await self.store.backlog(config.community)
-            lines.append(
-                plain_text(
-                    self.content.spans(
-                        config.locale,
-                        "matrix.mod.status_line",
-                        room=config.name,
-                        waiting=str(backlog.waiting),
-                        parked=str(backlog.parked),
-                        unacknowledged=str(await self.bot.unacknowledged(config.community)),
-                    )
-                )
-            )
+        lines = [plain_text((await self.bot.backlog_status(c)).spans) for c in linked]
         await self._send(room_id, notice("\n".join(lines)))
 
     async def _act(
@@ -863,11 +849,7 @@ class MatrixAdapter:
             if pack is not None:
                 await self._send(room_id, in_thread(preformatted(pack.as_text()), root))
             return
-        if action in ("block", "unblock"):
-            result = await self.bot.block_reporter(
-                config.community, reference, sender, block=action == "block"
-            )
-        elif action == "note":
+        if action == "note":
             result = await self.bot.add_case_note(config.community, reference, sender, note)
         else:
             result = await self.bot.moderator_action(config.community, reference, action, sender)
@@ -1068,12 +1050,17 @@ class MatrixAdapter:
         powers = await self._powers(config.community.id)
         return powers.moderators(exclude=self.user_id) if powers else []
 
-    async def _find_alert(self, room_id: str, key: str, pages: int = 1) -> str | None:
-        """The event id of an alert already in the moderator room, among the bot's last
-        ``pages`` x 50 events there: one page is enough to find an alert sent just before a
-        crash; threading an answer under an old alert looks further back."""
+    async def _find_alert(
+        self, room_id: str, key: str, pages: int = 1, posted: str | None = None
+    ) -> str | None:
+        """The event id of an alert already in the moderator room: the one this process
+        posted last, else where it was posted (``Alert.posted``, kept by the outbox), else
+        found among the bot's last ``pages`` x 50 events there (alerts from before SafeBot
+        kept it; one page finds an alert sent just before a crash)."""
         if key in self._alert_events:
             return self._alert_events[key]
+        if posted:
+            return posted
         assert self.client is not None
         found = await find_own_event(
             self.client,
@@ -1099,11 +1086,12 @@ class MatrixAdapter:
         )
         return [event_id async for event_id in events]
 
-    async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
+    async def send_alert(self, config: CommunityConfig, alert: Alert) -> str:
         if self.client is None or config.destination not in self.client.rooms:
             raise DeliveryError("the bot is not in the moderator room")
-        if await self._find_alert(config.destination, alert.key) is not None:
-            return  # already posted before a crash: moderators see it once
+        found = await self._find_alert(config.destination, alert.key)
+        if found is not None:
+            return found  # already posted before a crash: moderators see it once
         hint = plain_text(
             self.content.spans(config.locale, "matrix.mod.hint", reference=alert.reference)
         )
@@ -1113,6 +1101,7 @@ class MatrixAdapter:
         content = alert_content(alert, moderators, hint, alert.key)
         event_id = await self._send(config.destination, content, txn=_txn(alert.key))
         self._alert_events[alert.key] = event_id
+        return event_id
 
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         if self.client is None or config.destination not in self.client.rooms:
@@ -1120,7 +1109,9 @@ class MatrixAdapter:
         if alert.remove_name:
             await self._replace_alert(config, alert, key)
             return
-        root = await self._find_alert(config.destination, alert.key, _THREAD_ROOT_PAGES)
+        root = await self._find_alert(
+            config.destination, alert.key, _THREAD_ROOT_PAGES, alert.posted
+        )
         await self._send(config.destination, status_content(alert, root), txn=_txn(key))
 
     async def reply_to_alert(
@@ -1142,7 +1133,9 @@ class MatrixAdapter:
             )
             if checked.warning:  # the reported person is a moderator: say so again
                 message = Message((*message.spans, Span(f" {checked.warning}")))
-        root = await self._find_alert(config.destination, alert.key, _THREAD_ROOT_PAGES)
+        root = await self._find_alert(
+            config.destination, alert.key, _THREAD_ROOT_PAGES, alert.posted
+        )
         content = alert_reply_content(message, moderators, root, alert.reference)
         await self._send(config.destination, content, txn=_txn(key))
         if escalate and config.escalate_to and config.escalate_to in self.client.rooms:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from adapters.matrix.threads import in_thread
-from safebot.messages import Message, Span
+from safebot.messages import Message, Span, join_spans, plain_text
 from safebot.moderation import Alert
 
 __all__ = ["REACTIONS", "alert_content", "message_content", "notice", "status_content"]
@@ -39,17 +39,13 @@ def _html_untrusted(text: str) -> str:
     return html.escape(text, quote=True).replace("\n", "<br>")
 
 
-def plain(spans: Iterable[Span]) -> str:
-    return "".join(s.text if s.untrusted else s.text.replace("**", "") for s in spans)
-
-
 def formatted(spans: Iterable[Span]) -> str:
-    return "".join(_html_untrusted(s.text) if s.untrusted else _html_trusted(s.text) for s in spans)
+    return join_spans(spans, trusted=_html_trusted, untrusted=_html_untrusted)
 
 
 def message_content(message: Message) -> dict[str, Any]:
     """A reply to a person: m.notice, choices as numbered lines / an ordered list."""
-    body = plain(message.spans)
+    body = plain_text(message.spans)
     html_body = formatted(message.spans)
     if message.choices:
         body += "\n\n" + "\n".join(f"{i}. {c.label}" for i, c in enumerate(message.choices, 1))
@@ -109,7 +105,7 @@ def alert_content(alert: Alert, moderators: list[str], hint: str, key: str) -> d
             *lines,
             status,
             "",
-            plain((Span(alert.guidance),)),
+            plain_text((Span(alert.guidance),)),
             "",
             hint,
         ]
@@ -144,7 +140,7 @@ def alert_reply_content(
     pills = _pills(moderators)
     content: dict[str, Any] = {
         "msgtype": "m.text" if moderators else "m.notice",
-        "body": " ".join([*moderators, plain(message.spans)]),
+        "body": " ".join([*moderators, plain_text(message.spans)]),
         "format": HTML_FORMAT,
         "formatted_body": (f"{pills} " if pills else "") + formatted(message.spans),
         "m.mentions": {"user_ids": sorted(moderators)},

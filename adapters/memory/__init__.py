@@ -48,6 +48,7 @@ class MemoryPlatform:
     forbidden: set[str] = field(default_factory=set)  # destinations that refuse for good
     deliveries: list[Sent] = field(default_factory=list)  # every attempt that got through
     seen: dict[str, Sent] = field(default_factory=dict)  # what moderators/persons see, by key
+    posted: dict[str, str] = field(default_factory=dict)  # alert key -> its "message id"
 
     # --- lifecycle (safebot.app.Adapter) ---------------------------------------------------
     def attach(self, bot: SafeBot) -> None:
@@ -121,9 +122,11 @@ class MemoryPlatform:
         self.deliveries.append(sent)
         self.seen.setdefault(sent.key, sent)
 
-    async def send_alert(self, config: CommunityConfig, alert: Alert) -> None:
+    async def send_alert(self, config: CommunityConfig, alert: Alert) -> str:
         self._gate(config.destination)
         self._record(Sent("alert", alert.key, config.destination, alert=alert))
+        # Like a platform's message id: one per alert, the same when it is sent again.
+        return self.posted.setdefault(alert.key, f"{config.destination}/{len(self.posted) + 1}")
 
     async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
         self._gate(config.destination)

@@ -81,6 +81,7 @@ def outbox_item(row: Row) -> OutboxItem:
         delivered_at=float(delivered_at) if delivered_at is not None else None,
         parked=bool(row["parked"]),
         last_error=row["last_error"],
+        posted=row["posted"],
     )
 
 

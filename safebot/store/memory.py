@@ -158,9 +158,9 @@ class MemoryStore:
             claimed.append(_copy_item(self._outbox[item.key]))
         return claimed
 
-    async def mark_delivered(self, key: str, now: float) -> None:
+    async def mark_delivered(self, key: str, now: float, posted: str | None = None) -> None:
         if (item := self._outbox.get(key)) is not None:
-            self._outbox[key] = replace(item, delivered_at=now)
+            self._outbox[key] = replace(item, delivered_at=now, posted=posted)
 
     async def mark_retry(self, key: str, attempts: int, next_try: float, error: str) -> None:
         if (item := self._outbox.get(key)) is not None:

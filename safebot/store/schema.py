@@ -201,6 +201,12 @@ ALTER TABLE communities ADD COLUMN policy_room TEXT NOT NULL DEFAULT '';
 ALTER TABLE communities ADD COLUMN escalate_to TEXT NOT NULL DEFAULT '';
 """
 
+_V10 = """
+-- An alert's message as the platform named it when it was posted (a Discord channel/message
+-- id, a Matrix event id): its edits and replies go straight there, without a history search.
+ALTER TABLE outbox ADD COLUMN posted TEXT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, reports and outbox", _V1),
     Migration(2, "community settings and audit log", _V2),
@@ -211,6 +217,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "urgent reports", _V7),
     Migration(8, "case notes", _V8),
     Migration(9, "policy list room and escalation target", _V9),
+    Migration(10, "where each alert was posted", _V10),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

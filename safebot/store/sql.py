@@ -129,6 +129,7 @@ _OUTBOX_FIELDS = (
     "delivered_at",
     "parked",
     "last_error",
+    "posted",
 )
 _COMMUNITY_FIELDS = (
     "community",
@@ -396,8 +397,11 @@ class SqlStore:
         # RETURNING comes in no particular order; the contract is oldest first.
         return sorted((codec.outbox_item(r) for r in rows), key=lambda i: (i.created_at, i.key))
 
-    async def mark_delivered(self, key: str, now: float) -> None:
-        await self._db.write("UPDATE outbox SET delivered_at = ? WHERE key = ?", (float(now), key))
+    async def mark_delivered(self, key: str, now: float, posted: str | None = None) -> None:
+        await self._db.write(
+            "UPDATE outbox SET delivered_at = ?, posted = ? WHERE key = ?",
+            (float(now), posted, key),
+        )
 
     async def mark_retry(self, key: str, attempts: int, next_try: float, error: str) -> None:
         await self._db.write(
@@ -562,6 +566,7 @@ def _outbox_row(i: OutboxItem) -> tuple[Any, ...]:
         None if i.delivered_at is None else float(i.delivered_at),
         bool(i.parked),
         i.last_error,
+        i.posted,
     )
 
 
