@@ -114,7 +114,8 @@ class ConsolePlatform:
         print(_RULE, file=self.out, flush=True)
 
     async def shared_communities(self, person: PersonId) -> Sequence[Community]:
-        return [self.community]
+        # The demo community has one member: the person at the terminal.
+        return [self.community] if person == PersonId(PLATFORM, self.options.person) else []
 
     async def send_alert(self, config: CommunityConfig, alert: Alert) -> str | None:
         if not self._once(alert.key):
