@@ -1,7 +1,10 @@
 """Core benchmark: N simulated people go through the full flows on SQLite.
 
 Prints messages per second, p50/p99 latency per message (time inside SafeBot.handle), and
-resident memory per 1,000 active conversations.
+resident memory per 1,000 active conversations. Next to the throughput it prints the floor:
+the same number of messages at the same concurrency, each only one aiosqlite upsert and its
+commit (what a bot that keeps its state per message in a transaction pays at least), the
+core's ratio to it, and for scale the same upserts autocommitted and all queued at once.
 
     .venv/bin/python bench/core.py --users 200 --conversations 10000
 
@@ -18,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import aiosqlite
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -94,11 +99,52 @@ async def run_flows(users: int, database: str) -> None:
     while n := await bot.deliver():
         delivered += n
     await store.close()
+    per_user = len(loaded) // users
+    floor = await floor_rate(users, per_user, database + ".floor", serial=True)
+    queued = await floor_rate(users, per_user, database + ".queued", serial=False)
+    rate = len(loaded) / wall
     print(f"flows: {users} people at once, {len(loaded)} messages in {wall:.2f} s, SQLite")
-    print(f"  throughput        {len(loaded) / wall:10.0f} messages/s")
+    print(f"  throughput        {rate:10.0f} messages/s")
+    print(f"  floor             {floor:10.0f} messages/s  (an aiosqlite upsert + commit each)")
+    print(f"  core / floor      {rate / floor:10.2f} x     (target >= 0.8x)")
+    print(f"  queued upserts    {queued:10.0f} messages/s  (autocommitted, all queued at once)")
     print(f"  latency p50/p99   {pct(alone, 50):8.3f} / {pct(alone, 99):.3f} ms  (one at a time)")
     print(f"  latency p50/p99   {pct(loaded, 50):8.3f} / {pct(loaded, 99):.3f} ms  (all at once)")
     print(f"  alerts sent       {delivered:10d} (expected {users + min(users, 50)})")
+
+
+async def floor_rate(users: int, per_user: int, database: str, *, serial: bool) -> float:
+    """Messages per second when a message costs one aiosqlite upsert and its commit, with
+    ``users`` people at once, on one connection with the store's settings (WAL, synchronous
+    NORMAL). ``serial``: each upsert and commit waits for the previous one (a transaction
+    per message on a shared connection); else the upserts are autocommitted and queued
+    together (the fastest aiosqlite allows)."""
+    conn = await aiosqlite.connect(database, isolation_level="" if serial else None)
+    await conn.execute("PRAGMA journal_mode = WAL")
+    await conn.execute("PRAGMA synchronous = NORMAL")
+    await conn.execute("CREATE TABLE state (person TEXT PRIMARY KEY, body TEXT, at REAL)")
+    await conn.commit()
+    body = "x" * 300  # about a stored conversation's size
+    upsert = (
+        "INSERT INTO state (person, body, at) VALUES (?, ?, ?) "
+        "ON CONFLICT (person) DO UPDATE SET body = excluded.body, at = excluded.at"
+    )
+    turn = asyncio.Lock()
+
+    async def one(index: int) -> None:
+        for step in range(per_user):
+            if serial:
+                async with turn:
+                    await conn.execute(upsert, (f"u{index}", body, float(step)))
+                    await conn.commit()
+            else:
+                await conn.execute(upsert, (f"u{index}", body, float(step)))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(users)))
+    wall = time.perf_counter() - began
+    await conn.close()
+    return users * per_user / wall
 
 
 def pct(sorted_seconds: list[float], p: int) -> float:

@@ -591,6 +591,20 @@ async def test_purge_sessions_deletes_idle_conversations_and_ended_windows(store
     assert await store.purge_sessions(150.0, 200.0) == 0
 
 
+async def test_count_hit_at_once_gives_each_hit_its_own_count(store: Store) -> None:
+    """Many hits at the same moment (a busy bot): each call gets the count with its own hit,
+    in the order of the calls, for each key and window on its own."""
+    calls = [("m:a", 61.0), ("m:b", 61.0), ("m:a", 62.0), ("m:a", 119.0), ("m:b", 90.0)] * 20
+    counts = await asyncio.gather(*(store.count_hit(key, 60.0, now) for key, now in calls))
+    seen: dict[tuple[str, float], int] = {}
+    for (key, now), count in zip(calls, counts, strict=True):
+        window = (key, now - now % 60.0)
+        seen[window] = seen.get(window, 0) + 1
+        assert count == seen[window], (key, now, count)
+    assert await store.count_hit("m:a", 60.0, 100.0) == 61  # 3 x 20 before, in 60..120
+    assert await store.count_hit("m:a", 60.0, 121.0) == 1  # a new window
+
+
 async def test_count_hit_counts_per_key_and_fixed_window(store: Store) -> None:
     assert [await store.count_hit("m:a", 60.0, 120.0 + t) for t in (0, 1, 59)] == [1, 2, 3]
     assert await store.count_hit("m:b", 60.0, 130.0) == 1  # keys are separate

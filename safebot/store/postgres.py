@@ -109,6 +109,9 @@ class PostgresDatabase:
 
     dialect = DIALECT
 
+    def storable(self, text: str) -> str:
+        return _text(text)
+
     def __init__(self, pool: Any) -> None:
         self._pool: Any | None = pool
 

@@ -14,6 +14,7 @@ Nothing here logs message text or report contents.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -79,6 +80,10 @@ class Connection(Protocol):
 
 class Database(Protocol):
     dialect: Dialect
+
+    def storable(self, text: str) -> str:
+        """``text`` as this database keeps it (what every bound str becomes)."""
+        ...
 
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
         """One query in its own (autocommit) transaction."""
@@ -185,6 +190,19 @@ _ADD_HITS = (
 )
 
 
+_HITS_AT_ONCE = 500  # windows' hits in one statement, at most (4 values each)
+
+
+class _Hit:
+    """One count_hit call waiting for its group's statement."""
+
+    __slots__ = ("count", "ends_at", "key", "now", "starts_at")
+
+    def __init__(self, key: str, starts_at: float, ends_at: float, now: float) -> None:
+        self.key, self.starts_at, self.ends_at, self.now = key, starts_at, ends_at, now
+        self.count: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+
 class SqlStore:
     """The Store on a ``Database``. Backends add a classmethod ``open``."""
 
@@ -204,6 +222,8 @@ class SqlStore:
             "RETURNING " + ", ".join(f"outbox.{name}" for name in _OUTBOX_FIELDS)
         )
         self._next_sweep = 0.0  # rate_hits: when ended windows are next deleted
+        self._hits: list[_Hit] = []  # hits waiting for the next group (count_hit)
+        self._counting: asyncio.Future[None] | None = None
 
     @property
     def database(self) -> Database:
@@ -455,21 +475,58 @@ class SqlStore:
         return str(rows[0][0])
 
     async def count_hit(self, key: str, window: float, now: float) -> int:
-        # On the path of every message: one autocommit statement. Ended windows are swept at
-        # most once a window; on PostgreSQL the sweep skips rows another process holds, so it
-        # never waits and cannot deadlock with a concurrent hit.
+        # On the path of every message, so hits are counted in groups: the hits that arrive
+        # while one group's statement is on its way go together in the next one, a single
+        # multi-row upsert that returns each window's count (as a database groups commits).
+        # Each caller still gets the count with its own hit, in the order of the calls.
+        start = now - now % window
+        hit = _Hit(key, float(start), float(start + window), float(now))
+        self._hits.append(hit)
+        if self._counting is None or self._counting.done():
+            self._counting = asyncio.ensure_future(self._count_hits())
+        return await hit.count
+
+    async def _count_hits(self) -> None:
+        while self._hits:
+            group, self._hits = self._hits[:_HITS_AT_ONCE], self._hits[_HITS_AT_ONCE:]
+            try:
+                counts = await self._add_hits(group)
+                for hit in reversed(group):  # the latest hit of a window gets its full count
+                    window = (self._db.storable(hit.key), hit.starts_at)
+                    if not hit.count.done():
+                        hit.count.set_result(counts[window])
+                    counts[window] -= 1
+            except BaseException as exc:  # no caller is ever left waiting
+                for hit in group:
+                    if not hit.count.done():
+                        hit.count.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+
+    async def _add_hits(self, group: list[_Hit]) -> dict[tuple[str, float], int]:
+        now = max(hit.now for hit in group)
         if now >= self._next_sweep:
-            self._next_sweep = now + window
+            # Ended windows, swept at most once a window. On PostgreSQL the sweep skips rows
+            # another process holds, so it never waits and cannot deadlock with a hit.
+            self._next_sweep = now + min(hit.ends_at - hit.starts_at for hit in group)
             await self._db.write(
                 "DELETE FROM rate_hits WHERE (key, starts_at) IN (SELECT key, starts_at "
                 f"FROM rate_hits WHERE ends_at <= ?{self._db.dialect.skip_locked})",
-                (float(now),),
+                (now,),
             )
-        start = now - now % window
+        added: dict[tuple[str, float], list[Any]] = {}
+        for hit in group:
+            key = self._db.storable(hit.key)
+            row = added.setdefault((key, hit.starts_at), [key, hit.starts_at, hit.ends_at, 0])
+            row[3] += 1
         rows = await self._db.fetch(
-            _ADD_HITS + " RETURNING count", (key, float(start), float(start + window), 1)
+            "INSERT INTO rate_hits (key, starts_at, ends_at, count) VALUES "
+            + ", ".join("(?, ?, ?, ?)" for _ in added)
+            + " ON CONFLICT (key, starts_at) DO UPDATE SET count = rate_hits.count + "
+            "excluded.count RETURNING key, starts_at, count",
+            [value for row in added.values() for value in row],
         )
-        return int(rows[0][0])
+        return {(r[0], float(r[1])): int(r[2]) for r in rows}
 
     # --- memberships learned from use ------------------------------------------------------
     async def remember_membership(self, tag: str, community: CommunityId, now: float) -> None:

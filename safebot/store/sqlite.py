@@ -1,10 +1,16 @@
 """SQLite: the ``Database`` under the SQL store (``safebot.store.sql``), on one aiosqlite
 connection.
 
-Every statement goes through ``self._lock``: the connection is shared, so without the lock a
-coroutine could run a statement inside another coroutine's open transaction (and see or
-commit its half-done work). Transactions use ``BEGIN IMMEDIATE`` so the write lock is taken up
-front and a concurrent process gets ``busy_timeout`` instead of a deadlock.
+The connection is shared by every coroutine. aiosqlite runs statements one after another, in
+the order they were queued, on its own thread. A single statement is queued at once (many can
+be on their way together, so a busy bot pays one thread hop per statement, not one round
+trip), except while a transaction is open: then it waits until the transaction ends, so no
+statement ever runs inside another coroutine's transaction (and sees or commits its half-done
+work). Transactions take turns on ``self._lock`` and use ``BEGIN IMMEDIATE``, so the write
+lock is taken up front and a concurrent process gets ``busy_timeout`` instead of a deadlock.
+
+A statement whose row count matters gets ``RETURNING 1`` and is fetched: the count and the
+statement's end in one thread hop (closing an aiosqlite cursor would be a second one).
 
 Durability is chosen per transaction. In WAL mode, ``synchronous = NORMAL`` commits without an
 fsync: a process crash loses nothing (the WAL is in the OS cache), but a power loss or OS crash
@@ -107,8 +113,7 @@ class _Connection:
         return self.raw.execute(sql, _bind(params))
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        async with self.run(sql, params) as cursor:
-            return cursor.rowcount
+        return len(list(await self.raw.execute_fetchall(sql + " RETURNING 1", _bind(params))))
 
     async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         if rows:
@@ -123,9 +128,14 @@ class SqliteDatabase:
 
     dialect = DIALECT
 
+    def storable(self, text: str) -> str:
+        return valid_utf8(text)
+
     def __init__(self, raw: aiosqlite.Connection) -> None:
         self._conn: _Connection | None = _Connection(raw)
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # one transaction at a time
+        self._no_transaction = asyncio.Event()  # set while no transaction is open
+        self._no_transaction.set()
 
     @classmethod
     async def open(cls, path: str) -> SqliteDatabase:
@@ -154,13 +164,18 @@ class SqliteDatabase:
             raise RuntimeError("store is closed")
         return self._conn
 
+    async def _outside_transactions(self) -> _Connection:
+        """The connection, once no transaction is open. Nothing awaits between this and the
+        caller queuing its statement, so it cannot land inside a transaction begun since."""
+        while not self._no_transaction.is_set():
+            await self._no_transaction.wait()
+        return self._connection()
+
     async def fetch(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self._lock:
-            return await self._connection().fetch(sql, params)
+        return await (await self._outside_transactions()).fetch(sql, params)
 
     async def write(self, sql: str, params: Params = ()) -> int:
-        async with self._lock:
-            return await self._connection().execute(sql, params)
+        return await (await self._outside_transactions()).execute(sql, params)
 
     @contextlib.asynccontextmanager
     async def transaction(
@@ -170,24 +185,28 @@ class SqliteDatabase:
         ``scrub`` empties the WAL afterwards (it still holds old copies of deleted rows)."""
         async with self._lock:
             conn = self._connection()
-            if durable:
-                await conn.run("PRAGMA synchronous = FULL")
+            self._no_transaction.clear()  # single statements queued from now on wait
             try:
-                await conn.run("BEGIN IMMEDIATE")
-                yield conn
-                await conn.run("COMMIT")
-            except BaseException:
-                # The worker thread runs statements in order, so this ROLLBACK comes after
-                # everything this transaction queued (BEGIN included), even when we were
-                # cancelled mid-await: the lock is never released with a transaction open.
-                with contextlib.suppress(sqlite3.OperationalError):
-                    await conn.run("ROLLBACK")
-                raise
-            finally:
                 if durable:
-                    await conn.run("PRAGMA synchronous = NORMAL")
-            if scrub:
-                await _truncate_wal(conn)
+                    await conn.run("PRAGMA synchronous = FULL")
+                try:
+                    await conn.run("BEGIN IMMEDIATE")
+                    yield conn
+                    await conn.run("COMMIT")
+                except BaseException:
+                    # The worker thread runs statements in order, so this ROLLBACK comes after
+                    # everything this transaction queued (BEGIN included), even when we were
+                    # cancelled mid-await: no transaction is left open behind us.
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        await conn.run("ROLLBACK")
+                    raise
+                finally:
+                    if durable:
+                        await conn.run("PRAGMA synchronous = NORMAL")
+                if scrub:
+                    await _truncate_wal(conn)
+            finally:
+                self._no_transaction.set()
 
     async def close(self) -> None:
         async with self._lock:
