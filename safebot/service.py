@@ -213,6 +213,13 @@ class SafeBot:
         locale = cached.locale if cached else self.content.default_locale
         return Message(self.content.spans(locale, "limits.slow_down"))
 
+    def sorry(self, person: PersonId, locale_hint: str | None = None) -> Message:
+        """What an adapter says when handling a message failed: in the language the person
+        was last answered in, else their client's, else the default."""
+        cached = self._sessions.get(person.key)
+        locale = cached.locale if cached else self.content.locale_for_hint(locale_hint)
+        return Message(self.content.spans(locale or self.content.default_locale, "error.sorry"))
+
     async def _handle_locked(
         self, event: Event, before_save: Deliver | None
     ) -> tuple[Message, ...]:

@@ -395,6 +395,22 @@ async def test_spanish_client_gets_spanish(world: World, bot: DiscordAdapter) ->
     assert "ayudaría" in reply.content
 
 
+async def test_a_failure_is_apologised_for_in_the_persons_language(
+    world: World, bot: DiscordAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await dm(world, world.alice, "hola, necesito ayuda por favor")
+    assert "ayud" in first.content
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(bot.bot.engine, "step", broken)
+    world.fake.mark()
+    await world.fake.send_dm(world.alice, "y ahora que hago")
+    sorry = await world.fake.wait_for_message(channel_id=world.alice)
+    assert "Perdón" in sorry.content
+
+
 async def test_language_from_client_locale_then_from_the_text(
     world: World, bot: DiscordAdapter
 ) -> None:

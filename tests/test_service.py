@@ -174,6 +174,18 @@ async def test_updates_and_replies_go_to_where_the_alert_was_posted(bot: MemoryB
     assert later and {s.alert.posted for s in later if s.alert} == {posted}
 
 
+async def test_when_handling_fails_the_apology_is_in_the_persons_language(
+    bot: MemoryBot,
+) -> None:
+    """Adapters answer a failure with SafeBot.sorry: Spanish for someone talking Spanish (or
+    whose client is Spanish), never a fixed English line."""
+    ana = bot.person("ana")
+    await bot.say(ana, "hola, necesito ayuda")
+    assert "Perdón" in bot.service.sorry(ana).text
+    assert "Perdón" in bot.service.sorry(bot.person("new"), locale_hint="es-MX").text
+    assert "Sorry" in bot.service.sorry(bot.person("new")).text
+
+
 async def test_moderator_of_another_community_cannot_act(bot: MemoryBot) -> None:
     home = await bot.setup_community("g1", "Home")
     other = await bot.setup_community("g2", "Other", destination="other-mods")

@@ -227,7 +227,7 @@ class DiscordAdapter:
             replies = await self._hinted(event.person, await self.bot.handle(event))
         except Exception:
             log.exception("handling a DM failed")
-            replies = (Message(self.content.spans("en", "discord.error")),)
+            replies = (self.bot.sorry(event.person),)
         await self._send_all(message.channel.send, replies, ephemeral=None)
 
     async def _send_all(
@@ -262,7 +262,7 @@ class DiscordAdapter:
             replies = await self._hinted(event.person, await self.bot.handle(event))
         except Exception:
             log.exception("handling an interaction failed")
-            replies = (Message(self.content.spans("en", "discord.error")),)
+            replies = (self.bot.sorry(event.person, str(interaction.locale.value)),)
         await self._send_all(interaction.followup.send, replies, ephemeral=ephemeral)
         if (
             ephemeral
@@ -331,7 +331,9 @@ class DiscordAdapter:
         field = node.input if node is not None else None
         if field is None:
             await interaction.response.send_message(
-                self.t("discord.error"), ephemeral=True, allowed_mentions=NO_MENTIONS
+                self.t("error.sorry", self._locale_of(interaction)),
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
             )
             return
         locale = self._locale_of(interaction)
@@ -524,7 +526,7 @@ class DiscordAdapter:
             return
         except discord.HTTPException:
             log.warning("rank check failed for a %s click", action)
-            await self._private(interaction, self.t("discord.error", locale))
+            await self._private(interaction, self.t("error.sorry", locale))
             return
         if refused is not None:
             key = (

@@ -644,7 +644,7 @@ class MatrixAdapter:
             raise  # nothing was saved: the inbox tries again, with the same transaction ids
         except Exception:
             log.exception("handling a message failed")
-            replies, delivered = (Message(self.content.spans("en", "matrix.error")),), False
+            replies, delivered = (self.bot.sorry(event.person),), False
         if not delivered:
             for reply in replies:
                 await self._send(room_id, message_content(reply))
