@@ -281,6 +281,11 @@ class Engine:
             turn.effects.append(Reply(self.render(session, node)))
             return session
 
+        if event.node is not None and event.node != session.node:
+            # Typed into a form from an earlier step: never the answer to this one.
+            turn.effects.append(self._say(session, "choice.stale"))
+            turn.effects.append(Reply(self.render(session, node)))
+            return session
         choice = self._match_choice(session, node, text)
         if choice is not None:
             return self._apply_choice(session, node, choice, turn)

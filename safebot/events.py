@@ -22,12 +22,14 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class TextReceived:
-    """The person typed something. Attachments are counted, never kept."""
+    """The person typed something. Attachments are counted, never kept. ``node``: typed into
+    a form shown at that step (a Discord modal), so it answers that step only."""
 
     person: PersonId
     text: str
     attachments: int = 0
     locale_hint: str | None = None
+    node: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

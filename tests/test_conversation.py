@@ -407,6 +407,23 @@ def test_stale_buttons(engine: Engine) -> None:
         assert "earlier step" in texts(outcome)
 
 
+def test_a_form_answer_from_an_earlier_step_is_not_taken(engine: Engine) -> None:
+    """A form (Discord's modal) opened at "who is doing this" and sent after the person moved
+    on is not taken as the answer to the step they are at now; crisis words in it still get
+    the crisis lines first."""
+    session = walk(engine, "report", "report.go", "community.0", "cat.money")
+    assert session.node == "report.who"
+    fresh = drive(engine, session, TextReceived(ME, "scammer#1", node="report.who"))
+    assert fresh.session is not None and fresh.session.draft.offender == "scammer#1"
+    later = fresh.session
+    stale = drive(engine, later, TextReceived(ME, "someone else", node="report.who"))
+    assert stale.session is not None and stale.session.node == later.node
+    assert stale.session.draft == later.draft
+    assert "earlier step" in texts(stale)
+    crisis = drive(engine, later, TextReceived(ME, "i want to die", node="report.who"))
+    assert "988" in texts(crisis)
+
+
 def test_forget_me(engine: Engine) -> None:
     session = walk(engine, "forget")
     assert "can't be undone" in engine.render_current(session).text

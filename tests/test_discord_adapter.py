@@ -470,6 +470,26 @@ async def test_details_through_the_modal(world: World, bot: DiscordAdapter) -> N
     assert nxt.ephemeral
 
 
+async def test_a_form_sent_after_moving_on_is_not_taken(world: World, bot: DiscordAdapter) -> None:
+    await setup_server(world)
+    inter = await world.fake.slash(world.alice, "safety", guild=world.guild, subcommand="report")
+    msg = await inter.wait_followup(has_choices)
+    msg = await press(world, world.alice, msg, "report.go")
+    msg = await press(world, world.alice, msg, "cat.money")
+    write = await world.fake.click(world.alice, msg, custom_id_for(msg, "sb:w:report.who"))
+    response = await write.response()
+    [field_id] = [
+        c["custom_id"] for c in iter_components(response["data"]["components"]) if c["type"] == 4
+    ]
+    await dm(world, world.alice, "menu")  # the person moved on before sending the form
+    submitted = await world.fake.submit_modal(world.alice, write, {field_id: "scammer#1"})
+    notice = await submitted.wait_followup(lambda m: "earlier step" in m.content)
+    assert notice.ephemeral
+    assert "What would help" in (await submitted.wait_followup(has_choices)).content
+    session = await bot.store.load_session(discord_person(world.alice))
+    assert session is not None and session.draft.offender is None
+
+
 async def test_my_reports_lists_them_and_a_note_reaches_the_alert_thread(
     world: World, bot: DiscordAdapter
 ) -> None:

@@ -348,13 +348,9 @@ class DiscordAdapter:
         await interaction.response.send_modal(modal)
 
     async def on_modal(self, interaction: discord.Interaction[Any], node: str, value: str) -> None:
-        session = await self.store.load_session(person_of(interaction.user))
-        if session is None or session.node != node:
-            event: Event = ChoiceSelected(person_of(interaction.user), "menu", node)
-        else:
-            event = TextReceived(
-                person_of(interaction.user), value, locale_hint=str(interaction.locale.value)
-            )
+        event = TextReceived(
+            person_of(interaction.user), value, locale_hint=str(interaction.locale.value), node=node
+        )
         await self._answer(interaction, event, ephemeral=self._ephemeral(interaction))
 
     async def command(
