@@ -402,7 +402,8 @@ class Engine:
         session = replace(session, node=node.id, draft=Draft(), offered=(), vars={})
         rest = [generated(s, self.content, session) for s in node.say if s.startswith("@")]
         spans = receipt + tuple(sp for block in rest for sp in (Span("\n\n"), *block))
-        turn.effects.append(Reply(Message(spans, self._choices(session, node), node.id)))
+        choices = self._choices(session, node)
+        turn.effects.append(Reply(Message(spans, choices, node.id, asks=node.input)))
         return session
 
     # --- choices ------------------------------------------------------------------------
@@ -665,7 +666,19 @@ class Engine:
             if spans and block:
                 spans.append(Span("\n\n"))
             spans.extend(block)
-        return Message(tuple(spans), self._choices(session, node), node.id)
+        return Message(tuple(spans), self._choices(session, node), node.id, asks=node.input)
+
+    def has_command(self, name: str) -> bool:
+        """Whether ``name`` is one of the person's commands (content/flows.toml owns them)."""
+        return name in self.flow.commands
+
+    def form(self, node_id: str) -> tuple[str, int] | None:
+        """The field a step asks to type and how long it may be, for a platform's form (a
+        Discord modal opened from that step's message); None if it asks for nothing typed."""
+        node = self.flow.nodes.get(node_id)
+        if node is None or node.input is None:
+            return None
+        return node.input, self.policy.input_limit(node.input)
 
     def render_current(self, session: Session) -> Message:
         return self.render(session, self.flow.node(session.node))

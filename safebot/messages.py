@@ -57,6 +57,7 @@ class Message:
     choices: tuple[Choice, ...] = ()
     node: str | None = None  # the conversation step that offered the choices
     urgent: bool = False  # crisis resources: adapters may highlight it
+    asks: str | None = None  # the answer this step wants typed (a form's field), if any
 
     @property
     def text(self) -> str:

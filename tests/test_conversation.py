@@ -424,6 +424,15 @@ def test_a_form_answer_from_an_earlier_step_is_not_taken(engine: Engine) -> None
     assert "988" in texts(crisis)
 
 
+def test_a_message_says_what_it_asks_to_type(engine: Engine) -> None:
+    """Adapters open a form from ``Message.asks`` and ``Engine.form``, never from the flow."""
+    session = walk(engine, "report", "report.go", "community.0", "cat.money")
+    assert engine.render_current(session).asks == "offender"
+    assert engine.render_current(start(engine)).asks is None
+    assert engine.form("report.who") == ("offender", engine.policy.max_offender_chars)
+    assert engine.form("menu") is None and engine.form("no-such-step") is None
+
+
 def test_forget_me(engine: Engine) -> None:
     session = walk(engine, "forget")
     assert "can't be undone" in engine.render_current(session).text

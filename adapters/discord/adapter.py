@@ -237,10 +237,7 @@ class DiscordAdapter:
         extra = {} if ephemeral is None else {"ephemeral": ephemeral}
         for reply in replies:
             chunks = split_text(text_of(reply.spans))
-            write = None
-            node = self.bot.engine.flow.nodes.get(reply.node or "")
-            if node is not None and node.input is not None:
-                write = self.t("discord.write", None)
+            write = self.t("discord.write", None) if reply.asks else None
             view = choices_view(reply.node, reply.choices, write)
             for index, chunk in enumerate(chunks):
                 last = index == len(chunks) - 1
@@ -327,15 +324,15 @@ class DiscordAdapter:
         await self._answer(interaction, event, ephemeral=self._ephemeral(interaction))
 
     async def open_modal(self, interaction: discord.Interaction[Any], node_id: str) -> None:
-        node = self.bot.engine.flow.nodes.get(node_id)
-        field = node.input if node is not None else None
-        if field is None:
+        form = self.bot.engine.form(node_id)
+        if form is None:
             await interaction.response.send_message(
                 self.t("error.sorry", self._locale_of(interaction)),
                 ephemeral=True,
                 allowed_mentions=NO_MENTIONS,
             )
             return
+        field, limit = form
         locale = self._locale_of(interaction)
         modal = TextModal(
             self,
@@ -343,7 +340,7 @@ class DiscordAdapter:
             title=self.t("discord.modal.title", locale),
             prompt=self.t(f"discord.modal.{field}", locale),
             long=field != "offender",
-            max_length=self.bot.engine.policy.input_limit(field),
+            max_length=limit,
         )
         await interaction.response.send_modal(modal)
 

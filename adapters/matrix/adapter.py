@@ -591,7 +591,7 @@ class MatrixAdapter:
         self._remember_dm(sender, room.room_id)  # also a DM from a client without is_direct
         event: Event
         command = _COMMAND_ALIASES.get(sub, sub)
-        if command and command in self.bot.engine.flow.commands:
+        if command and self.bot.engine.has_command(command):
             event = CommandInvoked(person_of(sender), command)
         else:
             text = body.strip()[len(PREFIX) :].strip() if prefixed else body
