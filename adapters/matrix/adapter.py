@@ -56,7 +56,11 @@ from nio.exceptions import EncryptionError
 
 from adapters.matrix.history import find_own_event, own_events
 from adapters.matrix.inbox import REPLAY, Inbound, Inbox, Replay, replay_token, replay_txn
-from adapters.matrix.keys import publish_fallback_key, top_up_one_time_keys
+from adapters.matrix.keys import (
+    publish_fallback_key,
+    tolerate_empty_key_query,
+    top_up_one_time_keys,
+)
 from adapters.matrix.platform import matrix_settings
 from adapters.matrix.powers import RoomPowers
 from adapters.matrix.privacy import RedirectLimiter, names_bot, private_room
@@ -323,6 +327,7 @@ class MatrixAdapter:
             store_path=str(store_dir),
             config=config,
         )
+        tolerate_empty_key_query(client)
         self.client = client
         if token and device_id:
             client.restore_login(self.user_id, device_id, token)

@@ -12,12 +12,34 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from nio import AsyncClient, KeysUploadResponse, LocalProtocolError, SyncResponse
+from nio import (
+    AsyncClient,
+    KeysQueryError,
+    KeysQueryResponse,
+    KeysUploadResponse,
+    LocalProtocolError,
+    SyncResponse,
+)
 from nio.api import Api
 
-__all__ = ["publish_fallback_key", "top_up_one_time_keys"]
+__all__ = ["publish_fallback_key", "tolerate_empty_key_query", "top_up_one_time_keys"]
 
 log = logging.getLogger(__name__)
+
+
+def tolerate_empty_key_query(client: AsyncClient) -> None:
+    """nio's sync loop schedules a device-key query as a task. When another query (the one
+    made before an encrypted send) answered it first, nio's raises LocalProtocolError inside
+    ``sync_forever`` and the sync loop ends, silently: nobody would be heard again. A query
+    with nothing left to ask answers with an error response instead, which nio only logs."""
+    query = client.keys_query
+
+    async def keys_query() -> KeysQueryResponse | KeysQueryError:
+        if not client.users_for_key_query:
+            return KeysQueryError("no key query required")
+        return await query()
+
+    client.keys_query = keys_query
 
 
 async def top_up_one_time_keys(client: AsyncClient, response: SyncResponse) -> None:

@@ -51,6 +51,8 @@ from nio import (
 )
 from nio.exceptions import EncryptionError
 
+from adapters.matrix.keys import tolerate_empty_key_query
+
 from .server import RegisteredUser
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,7 @@ async def make_client(
         store_path=str(store),
         config=config,
     )
+    tolerate_empty_key_query(client)  # (the bot's own guard, see adapters/matrix/keys.py)
     client.restore_login(user.user_id, user.device_id, user.access_token)
     client.load_store()  # no-op if restore_login already loaded it
     if encrypted:
