@@ -411,6 +411,21 @@ async def test_a_failure_is_apologised_for_in_the_persons_language(
     assert "Perdón" in sorry.content
 
 
+async def test_replies_go_out_before_the_state_is_saved(
+    world: World, bot: DiscordAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The person's replies are sent before the conversation's new state is saved, so a
+    failure (or a crash) while saving never leaves a saved state whose answer they missed."""
+
+    async def disk_full(session: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bot.store, "save_session", disk_full)
+    first = await dm(world, world.alice, "hi")
+    assert "What would help" in first.content
+    assert await bot.store.load_session(discord_person(world.alice)) is None
+
+
 async def test_language_from_client_locale_then_from_the_text(
     world: World, bot: DiscordAdapter
 ) -> None:

@@ -123,12 +123,32 @@ class DiscordAdapter:
         event = TextReceived(
             person_of(message.author), message.content, attachments=len(message.attachments)
         )
+        await self._converse(event, message.channel.send, ephemeral=None)
+
+    async def _converse(
+        self, event: Event, send: Send, *, ephemeral: bool | None, locale_hint: str | None = None
+    ) -> tuple[Message, ...]:
+        """Handle one event and send the replies. They go out before the conversation's new
+        state is saved (``before_save``): a reply is never lost behind a saved state, and the
+        save is off the person's wait. If handling fails before anything was sent, the person
+        gets an apology in their language."""
+        sent: list[tuple[Message, ...]] = []
+
+        async def deliver(replies: tuple[Message, ...]) -> None:
+            if not sent:  # (sent once, even if another process forced a retry of the step)
+                sent.append(await self._hinted(event.person, replies))
+                await self._send_all(send, sent[0], ephemeral=ephemeral)
+
         try:
-            replies = await self._hinted(event.person, await self.bot.handle(event))
+            replies = await self.bot.handle(event, before_save=deliver)
+            if not sent:  # answered without a step (e.g. "slow down")
+                await deliver(replies)
         except Exception:
-            log.exception("handling a DM failed")
-            replies = (self.bot.sorry(event.person),)
-        await self._send_all(message.channel.send, replies, ephemeral=None)
+            log.exception("handling a message failed")
+            if not sent:
+                sent.append((self.bot.sorry(event.person, locale_hint),))
+                await self._send_all(send, sent[0], ephemeral=ephemeral)
+        return sent[0]
 
     async def _send_all(
         self, send: Send, replies: Sequence[Message], *, ephemeral: bool | None
@@ -155,12 +175,12 @@ class DiscordAdapter:
         if interaction.guild_id is not None:
             # Before handling, never beside it: a "forget me" pressed here deletes this row too.
             await self.seen_in_guild(interaction.guild_id, interaction.user.id)
-        try:
-            replies = await self._hinted(event.person, await self.bot.handle(event))
-        except Exception:
-            log.exception("handling an interaction failed")
-            replies = (self.bot.sorry(event.person, str(interaction.locale.value)),)
-        await self._send_all(interaction.followup.send, replies, ephemeral=ephemeral)
+        replies = await self._converse(
+            event,
+            interaction.followup.send,
+            ephemeral=ephemeral,
+            locale_hint=str(interaction.locale.value),
+        )
         if (
             ephemeral
             and interaction.guild is not None
