@@ -467,7 +467,9 @@ async def test_context_menu_reports_the_message(world: World, bot: DiscordAdapte
     assert f"/channels/{world.guild.id}/{world.general.id}/{threat.id}" in msg.content
 
 
-async def test_details_through_the_modal(world: World, bot: DiscordAdapter) -> None:
+async def open_who_form(world: World) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Alice starts a report in the server and opens the "who is doing this" form: the
+    click, the bot's response and the form's text field."""
     await setup_server(world)
     inter = await world.fake.slash(world.alice, "safety", guild=world.guild, subcommand="report")
     msg = await inter.wait_followup(has_choices)
@@ -475,8 +477,13 @@ async def test_details_through_the_modal(world: World, bot: DiscordAdapter) -> N
     msg = await press(world, world.alice, msg, "cat.money")
     write = await world.fake.click(world.alice, msg, custom_id_for(msg, "sb:w:report.who"))
     response = await write.response()
-    assert response["type"] == 9  # a modal
     [field] = [c for c in iter_components(response["data"]["components"]) if c["type"] == 4]
+    return write, response, field
+
+
+async def test_details_through_the_modal(world: World, bot: DiscordAdapter) -> None:
+    write, response, field = await open_who_form(world)
+    assert response["type"] == 9  # a modal
     assert field["max_length"] == bot.bot.engine.policy.max_offender_chars  # one limit
     field_id = field["custom_id"]
     submitted = await world.fake.submit_modal(world.alice, write, {field_id: "scammer#1"})
@@ -486,18 +493,9 @@ async def test_details_through_the_modal(world: World, bot: DiscordAdapter) -> N
 
 
 async def test_a_form_sent_after_moving_on_is_not_taken(world: World, bot: DiscordAdapter) -> None:
-    await setup_server(world)
-    inter = await world.fake.slash(world.alice, "safety", guild=world.guild, subcommand="report")
-    msg = await inter.wait_followup(has_choices)
-    msg = await press(world, world.alice, msg, "report.go")
-    msg = await press(world, world.alice, msg, "cat.money")
-    write = await world.fake.click(world.alice, msg, custom_id_for(msg, "sb:w:report.who"))
-    response = await write.response()
-    [field_id] = [
-        c["custom_id"] for c in iter_components(response["data"]["components"]) if c["type"] == 4
-    ]
+    write, _response, field = await open_who_form(world)
     await dm(world, world.alice, "menu")  # the person moved on before sending the form
-    submitted = await world.fake.submit_modal(world.alice, write, {field_id: "scammer#1"})
+    submitted = await world.fake.submit_modal(world.alice, write, {field["custom_id"]: "scammer#1"})
     notice = await submitted.wait_followup(lambda m: "earlier step" in m.content)
     assert notice.ephemeral
     assert "What would help" in (await submitted.wait_followup(has_choices)).content

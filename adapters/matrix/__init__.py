@@ -6,8 +6,9 @@ names below (the platform registry reads ``adapters.matrix.platform`` on every c
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from adapters import lazy_names
 
 if TYPE_CHECKING:
     from adapters.matrix.adapter import PLATFORM, MatrixAdapter, MatrixLoginError
@@ -15,7 +16,4 @@ if TYPE_CHECKING:
 __all__ = ["PLATFORM", "MatrixAdapter", "MatrixLoginError"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module("adapters.matrix.adapter"), name)
-    raise AttributeError(name)
+__getattr__ = lazy_names("adapters.matrix.adapter", __all__)

@@ -169,13 +169,7 @@ class PostgresStore(SqlStore):
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
-        store = cls(await PostgresDatabase.open(url, min_size=min_size, max_size=max_size))
-        try:
-            await store._pseudonymize_plain_keys()
-        except BaseException:
-            await store.close()
-            raise
-        return store
+        return await cls.on(await PostgresDatabase.open(url, min_size=min_size, max_size=max_size))
 
 
 # --- migrations ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import json
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from safebot.model import (
     AuditEntry,
@@ -224,6 +224,18 @@ class SqlStore:
         self._next_sweep = 0.0  # rate_hits: when ended windows are next deleted
         self._hits: list[_Hit] = []  # hits waiting for the next group (count_hit)
         self._counting: asyncio.Future[None] | None = None
+
+    @classmethod
+    async def on(cls, db: Database) -> Self:
+        """The store on an opened, migrated database, with any person keys from before
+        pseudonyms converted; the database is closed if that fails."""
+        store = cls(db)
+        try:
+            await store._pseudonymize_plain_keys()
+        except BaseException:
+            await store.close()
+            raise
+        return store
 
     @property
     def database(self) -> Database:

@@ -222,13 +222,7 @@ class SqliteStore(SqlStore):
 
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
-        store = cls(await SqliteDatabase.open(path))
-        try:
-            await store._pseudonymize_plain_keys()
-        except BaseException:
-            await store.close()
-            raise
-        return store
+        return await cls.on(await SqliteDatabase.open(path))
 
     @property
     def raw(self) -> aiosqlite.Connection:
