@@ -217,14 +217,14 @@ async def bench(server: SynapseServer, tmp: Path, args: argparse.Namespace) -> i
             adapter.bot.handle = timed_handle  # type: ignore[method-assign]
             # When each of the bot's messages was accepted by the server (encrypted and sent).
             replied: list[float] = []
-            send = adapter._send
+            send = adapter.outbound.send
 
             async def timed_send(*a: Any, **kw: Any) -> str:
                 event_id = await send(*a, **kw)
                 replied.append(time.perf_counter())
                 return event_id
 
-            adapter._send = timed_send  # type: ignore[method-assign]
+            adapter.outbound.send = timed_send  # type: ignore[method-assign]
 
             gate = asyncio.Semaphore(SETUP_PARALLEL)
             people = list(

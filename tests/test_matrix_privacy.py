@@ -13,7 +13,7 @@ from uuid import uuid4
 import pytest
 from nio import RoomCreateResponse, RoomPreset
 
-import adapters.matrix.adapter as matrix_adapter
+import adapters.matrix.outbound as matrix_outbound
 from adapters.matrix.powers import RoomPowers
 from adapters.matrix.privacy import (
     RedirectLimiter,
@@ -379,7 +379,7 @@ async def test_answers_find_an_old_alert_after_a_restart(
     """The alert is far back in a busy moderator room (more of the bot's own events after it
     than the first look back) and the bot restarted (nothing cached): the answer and the
     status line still go into its thread."""
-    monkeypatch.setattr(matrix_adapter, "_HISTORY_SCAN", SCAN)
+    monkeypatch.setattr(matrix_outbound, "_HISTORY_SCAN", SCAN)
     alice, dm = await person(matrix, bot, "alice")
     owner, _community, mods = await _linked_community(matrix, bot, [alice])
     reference = await walk_report(alice, dm, bot, "x", "y", "https://a.test/1")
