@@ -1,4 +1,5 @@
-"""Loads and validates everything under ``content/``: texts per locale, resources, platforms.
+"""Loads and validates everything under ``content/``: texts per locale, resources, and the
+apps people may be contacted on (where to block and report someone).
 
 The files ship inside the installed package (the ``content`` package); ``Content.load()``
 finds them whether SafeBot runs from a checkout or from ``pip install .``.
@@ -20,9 +21,9 @@ from typing import Any
 from safebot.messages import Span, split_template
 
 __all__ = [
+    "App",
     "Content",
     "ContentError",
-    "Platform",
     "Region",
     "Resource",
     "content_root",
@@ -80,7 +81,10 @@ class Region:
 
 
 @dataclass(frozen=True, slots=True)
-class Platform:
+class App:
+    """An app someone may be contacted on (Instagram, Discord...), with its block and report
+    steps. Not a chat platform SafeBot runs on: those are safebot.platforms."""
+
     id: str
     name: str
     devices: tuple[str, ...]
@@ -108,7 +112,7 @@ class Content:
     regions: Mapping[str, Region]
     default_region: str
     locale_regions: Mapping[str, str]
-    platforms: Mapping[str, Platform]
+    apps: Mapping[str, App]
     root: Traversable | Path
     # locale -> (region id, resource id) pairs shown on the crisis screen when no region is known
     no_region: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
@@ -157,9 +161,9 @@ class Content:
 
         facts = _load_toml(root.joinpath("resources.toml"))
         regions = {rid: _region(rid, raw, problems) for rid, raw in facts["regions"].items()}
-        platforms = {
-            pid: _platform(pid, raw, problems)
-            for pid, raw in _load_toml(root.joinpath("platforms.toml"))["platforms"].items()
+        apps = {
+            pid: _app(pid, raw, problems)
+            for pid, raw in _load_toml(root.joinpath("apps.toml"))["apps"].items()
         }
         content = cls(
             locales=locales,
@@ -168,7 +172,7 @@ class Content:
             regions=regions,
             default_region=str(facts.get("defaults", {}).get("region", "INTL")),
             locale_regions=dict(facts.get("locale_regions", {})),
-            platforms=platforms,
+            apps=apps,
             root=root,
             no_region=_no_region(facts.get("no_region", {}), problems),
             hints={loc: _hints(root.joinpath(loc, "hints.toml"), loc, problems) for loc in locales},
@@ -180,7 +184,7 @@ class Content:
         return content
 
     def cross_check(self) -> list[str]:
-        """Every locale has the same ids; every region/resource/platform has its texts."""
+        """Every locale has the same ids; every region/resource/app has its texts."""
         problems: list[str] = []
         if self.default_locale not in self.texts:
             return [f"default locale {self.default_locale!r} has no messages"]
@@ -219,13 +223,13 @@ class Content:
         for target in self.locale_regions.values():
             if target not in self.regions:
                 problems.append(f"locale_regions points at unknown region {target!r}")
-        for platform in self.platforms.values():
+        for app in self.apps.values():
             for what in ("block", "privacy"):
-                for device in platform.devices:
-                    if not isinstance(reference.get(f"{what}.{platform.id}.{device}"), tuple):
-                        problems.append(f"platform {platform.id}: no steps {what}.{device}")
-            if not isinstance(reference.get(f"report.{platform.id}"), tuple):
-                problems.append(f"platform {platform.id}: no report steps")
+                for device in app.devices:
+                    if not isinstance(reference.get(f"{what}.{app.id}.{device}"), tuple):
+                        problems.append(f"app {app.id}: no steps {what}.{device}")
+            if not isinstance(reference.get(f"report.{app.id}"), tuple):
+                problems.append(f"app {app.id}: no report steps")
         return problems
 
     # --- lookups -------------------------------------------------------------------------
@@ -268,13 +272,13 @@ class Content:
         """Does ``text`` mention a deadline ("by tonight", "en 2 horas"), in any language?"""
         return self.deadlines is not None and self.deadlines.search(_fold_words(text)) is not None
 
-    def platform_named_in(self, text: str) -> str | None:
+    def app_named_in(self, text: str) -> str | None:
         """The app a message names ("block her on tiktok"), by name or alias, if exactly one."""
         folded = " " + re.sub(r"[^\w]+", " ", text.casefold()) + " "
         found = {
-            platform.id
-            for platform in self.platforms.values()
-            for name in (platform.name, *platform.aliases)
+            app.id
+            for app in self.apps.values()
+            for name in (app.name, *app.aliases)
             if f" {name.casefold()} " in folded
         }
         return found.pop() if len(found) == 1 else None
@@ -433,9 +437,9 @@ def _no_region(
     return out
 
 
-def _platform(pid: str, raw: Mapping[str, Any], problems: list[str]) -> Platform:
-    source, checked, confidence = _fact_fields(f"platform {pid}", raw, problems)
-    return Platform(
+def _app(pid: str, raw: Mapping[str, Any], problems: list[str]) -> App:
+    source, checked, confidence = _fact_fields(f"app {pid}", raw, problems)
+    return App(
         id=pid,
         name=str(raw.get("name", pid)),
         devices=tuple(raw.get("devices", ("desktop", "mobile"))),

@@ -123,7 +123,7 @@ _FRESH_ONLY = frozenset({"submit", "forget", "step_next", "step_back", "skip", "
 _SHORT_WORDS = 3
 _MAX_LISTED = 10
 """Reports "my reports" shows at most (the newest)."""
-_KEPT_VARS = frozenset({"platform", "device", "urgent.crisis", "urgent.deadline"})
+_KEPT_VARS = frozenset({"app", "device", "urgent.crisis", "urgent.deadline"})
 """Session variables a cancelled report keeps: the walkthrough's app and device, and whether
 the person used crisis words or named a deadline (a report they start again is still urgent)."""
 _CLEAR_WORDS = 2
@@ -304,7 +304,7 @@ class Engine:
             target = self.flow.intents[found.intent]
             if target == "report.start" and session.draft.community is not None:
                 return self._enter(session, session.node, turn)
-            app = self.content.platform_named_in(text)
+            app = self.content.app_named_in(text)
             if target == "block.platform" and app is not None:
                 # "how do I block her on tiktok": straight to that app's walkthrough.
                 chosen = self.flow.choices.get(f"app.{app}")
@@ -633,7 +633,7 @@ class Engine:
         return session
 
     def _step_list(self, session: Session, node: Node) -> tuple[str, ...]:
-        key = f"{node.steps}.{session.vars.get('platform')}.{session.vars.get('device')}"
+        key = f"{node.steps}.{session.vars.get('app')}.{session.vars.get('device')}"
         return self.content.steps(session.locale, key) if self.content.has(key) else ()
 
     def render(self, session: Session, node: Node) -> Message:
@@ -658,8 +658,8 @@ class Engine:
                 loc, "steps.header", number=str(index + 1), total=str(len(steps))
             )
             blocks.append((*header, Span("\n"), Span(steps[index])))
-            platform = self.content.platforms.get(session.vars.get("platform", ""))
-            if platform is not None and platform.confidence == "unverified" and index == 0:
+            app = self.content.apps.get(session.vars.get("app", ""))
+            if app is not None and app.confidence == "unverified" and index == 0:
                 blocks.append(self.content.spans(loc, "steps.general_note"))
         spans: list[Span] = []
         for block in blocks:

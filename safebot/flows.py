@@ -20,7 +20,7 @@ __all__ = ["ACTIONS", "ChoiceDef", "Flow", "Node", "load_flow", "parse_flow"]
 ACTIONS = frozenset({"submit", "forget", "cancel_report", "step_next", "step_back", "skip"})
 PICKS = frozenset({"community", "region", "locale", "report"})
 SETTABLE = {
-    "platform": None,  # checked against content platforms
+    "app": None,  # checked against content/apps.toml
     "device": None,
     "category": frozenset({"threats", "money", "more_images", "other"}),
     "reveal": frozenset({"yes", "no"}),

@@ -189,7 +189,7 @@ class Session:
             updated_at=float(data["updated_at"]),
             locale_chosen=bool(data.get("locale_chosen", False)),
             region_chosen=bool(data.get("region_chosen", False)),
-            vars=dict(data.get("vars") or {}),
+            vars=_renamed_vars(data.get("vars") or {}),
             draft=Draft.from_dict(data.get("draft") or {}),
             offered=tuple(
                 Community(CommunityId.parse(row[0]), row[1], row[2] if len(row) > 2 else "")
@@ -197,6 +197,15 @@ class Session:
             ),
             version=version,
         )
+
+
+def _renamed_vars(stored: Mapping[str, str]) -> dict[str, str]:
+    """A stored conversation's variables under today's names: the app picked for the block
+    walkthrough was once kept as "platform", which now means only the chat network."""
+    found = dict(stored)
+    if "platform" in found:
+        found.setdefault("app", found.pop("platform"))
+    return found
 
 
 URGENCY: tuple[str, ...] = ("crisis", "deadline")

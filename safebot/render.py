@@ -130,13 +130,13 @@ def _outside_help(content: Content, session: Session) -> tuple[Span, ...]:
 
 
 def _platform_report(content: Content, session: Session) -> tuple[Span, ...]:
-    platform = content.platforms.get(session.vars.get("platform", ""))
-    if platform is None:
+    app = content.apps.get(session.vars.get("app", ""))
+    if app is None:
         return content.spans(session.locale, "platform_report.general")
-    steps = content.steps(session.locale, f"report.{platform.id}")
+    steps = content.steps(session.locale, f"report.{app.id}")
     numbered = "\n".join(f"{i}. {step}" for i, step in enumerate(steps, 1))
     blocks: list[tuple[Span, ...]] = [(Span(numbered),)]
-    if platform.confidence == "unverified":
+    if app.confidence == "unverified":
         blocks.append(content.spans(session.locale, "steps.general_note"))
     return _join(blocks)
 

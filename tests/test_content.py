@@ -49,10 +49,10 @@ def test_takedown_tools_are_there(content: Content) -> None:
 
 def test_every_platform_has_steps_in_every_locale(content: Content) -> None:
     assert {"discord", "element", "instagram", "snapchat", "tiktok", "whatsapp"} <= set(
-        content.platforms
+        content.apps
     )
     for locale in content.locales:
-        for platform in content.platforms.values():
+        for platform in content.apps.values():
             for device in platform.devices:
                 assert content.steps(locale, f"block.{platform.id}.{device}")
                 assert content.steps(locale, f"privacy.{platform.id}.{device}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import replace
 
@@ -431,6 +432,25 @@ def test_a_message_says_what_it_asks_to_type(engine: Engine) -> None:
     assert engine.render_current(start(engine)).asks is None
     assert engine.form("report.who") == ("offender", engine.policy.max_offender_chars)
     assert engine.form("menu") is None and engine.form("no-such-step") is None
+
+
+def test_a_conversation_stored_before_apps_were_named_apps_keeps_its_app(engine: Engine) -> None:
+    """The chosen app (where to block someone) was kept as the session var "platform", the
+    word that now means only the chat network SafeBot runs on. A stored conversation mid-way
+    through the block walkthrough still shows that app's steps."""
+    raw = json.dumps(
+        {
+            "node": "block.steps",
+            "locale": "en",
+            "region": "US",
+            "updated_at": NOW,
+            "vars": {"platform": "instagram", "device": "mobile", "step": "0"},
+        }
+    )
+    session = Session.from_json(ME, raw, 3)
+    assert session.vars.get("app") == "instagram" and "platform" not in session.vars
+    first_step = engine.content.steps("en", "block.instagram.mobile")[0]
+    assert first_step in engine.render_current(session).text
 
 
 def test_forget_me(engine: Engine) -> None:

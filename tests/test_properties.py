@@ -251,7 +251,7 @@ def pick(draw: Draw, items: Sequence[T]) -> T:
 
 BOOL = st.booleans()
 REFERENCE = st.lists(st.sampled_from("23456789ABCDEFGHJKMNPQRSTVWXYZ"), min_size=4, max_size=4)
-PLATFORMS = (*sorted(CONTENT.platforms), "myspace")  # a platform gone since the session was stored
+APPS = (*sorted(CONTENT.apps), "myspace")  # an app gone since the session was stored
 LINKS = SNIPPETS[SNIPPETS.index("https://discord.com/channels/1/2/3") :][:6]
 COMMUNITY = st.builds(lambda i, n: Community(CommunityId("test", i), n), IDS, TEXT)
 COMMUNITIES = st.lists(COMMUNITY, max_size=4)
@@ -278,14 +278,14 @@ def session_at(draw: Draw, node: str) -> Session:
     spec = FLOW.nodes[node]
     variables: dict[str, str] = {}
     if spec.steps or draw(BOOL):
-        # A session stored before a content update may name a platform that is gone now, or
+        # A session stored before a content update may name an app that is gone now, or
         # be further into a walkthrough than it has steps today.
-        platform = pick(draw, PLATFORMS)
-        known = CONTENT.platforms.get(platform)
+        app = pick(draw, APPS)
+        known = CONTENT.apps.get(app)
         device = pick(draw, known.devices if known else ("desktop", "mobile"))
-        variables.update(platform=platform, device=device)
+        variables.update(app=app, device=device)
         if spec.steps:
-            total = _steps(platform, device, spec.steps)
+            total = _steps(app, device, spec.steps)
             variables["step"] = str(draw(_index(total + 2)))
     offered = tuple(replace(c, name=clean_text(c.name)) for c in draw(COMMUNITIES))
     # The draft survives plain navigation (a stale "menu" button does not clear it), so any
@@ -731,7 +731,7 @@ def test_stale_walkthrough_of_a_removed_platform_renders() -> None:
     """A conversation stored at a walkthrough step for a platform the content no longer has
     (an update removed it) used to crash rendering (IndexError)."""
     session = Session(
-        ME, "block.steps", "en", "US", NOW, vars={"platform": "myspace", "device": "mobile"}
+        ME, "block.steps", "en", "US", NOW, vars={"app": "myspace", "device": "mobile"}
     )
     for event in (ChoiceSelected(ME, "step.back", "block.steps"), TextReceived(ME, "hi")):
         outcome = ENGINE.step(session, event, NOW + 1, token="tok")

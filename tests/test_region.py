@@ -185,7 +185,7 @@ def test_help_outside_after_a_report(engine: Engine) -> None:
 
 def test_saving_evidence_comes_first_on_every_platform(content: Content) -> None:
     for locale in content.locales:
-        for platform in content.platforms.values():
+        for platform in content.apps.values():
             for device in platform.devices:
                 first = content.steps(locale, f"block.{platform.id}.{device}")[0].lower()
                 words = ("screenshot", "save", "captura", "guarda")
@@ -205,7 +205,7 @@ def test_an_app_name_goes_straight_to_its_walkthrough(
 ) -> None:
     outcome = drive(engine, start(engine), TextReceived(ME, text))
     assert outcome.session is not None
-    assert outcome.session.vars.get("platform") == platform
+    assert outcome.session.vars.get("app") == platform
     assert outcome.session.node == "block.device"
 
 
