@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from adapters import AdapterPart
 from adapters.discord.delivery import IN_MODERATOR_CHANNEL, TO_PERSON, delivery_errors
 from adapters.discord.ids import PLATFORM, community_of, moderator_role
 from adapters.discord.items import ModActionButton, ModButton
@@ -24,16 +25,13 @@ from adapters.discord.render import (
     split_text,
     text_of,
 )
-from safebot.content import Content
 from safebot.messages import Message
 from safebot.model import Community, CommunityConfig, CommunityId, PersonId
 from safebot.moderation import Alert
 from safebot.ports import DeliveryError
-from safebot.service import SafeBot
-from safebot.store.base import Store
 
 if TYPE_CHECKING:
-    from adapters.discord.adapter import DiscordAdapter
+    from adapters.discord.adapter import DiscordAdapter  # noqa: F401 (the base class names it)
     from adapters.discord.client import SafeBotClient
 
 __all__ = ["DiscordOutbound"]
@@ -49,23 +47,8 @@ def where(message: discord.Message) -> str:
     return f"{message.channel.id}/{message.id}"
 
 
-class _Part:
-    """A job of the Discord adapter, reading what it needs from the adapter it belongs to."""
-
-    def __init__(self, adapter: DiscordAdapter) -> None:
-        self.adapter = adapter
-
-    @property
-    def bot(self) -> SafeBot:
-        return self.adapter.bot
-
-    @property
-    def store(self) -> Store:
-        return self.adapter.store
-
-    @property
-    def content(self) -> Content:
-        return self.adapter.content
+class _Part(AdapterPart["DiscordAdapter"]):
+    """A job of the Discord adapter."""
 
     @property
     def client(self) -> SafeBotClient:

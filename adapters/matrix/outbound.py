@@ -23,6 +23,7 @@ from nio import (
 )
 from nio.exceptions import EncryptionError
 
+from adapters import AdapterPart
 from adapters.matrix.history import find_own_event, own_events
 from adapters.matrix.ids import PLATFORM
 from adapters.matrix.inbox import replay_txn
@@ -35,13 +36,10 @@ from adapters.matrix.render import (
     status_content,
 )
 from adapters.matrix.server_report import user_ids
-from safebot.content import Content
 from safebot.messages import Message, Span, plain_text
 from safebot.model import Community, CommunityConfig, PersonId
 from safebot.moderation import Alert
 from safebot.ports import DeliveryError
-from safebot.service import SafeBot
-from safebot.store.base import Store
 
 if TYPE_CHECKING:
     from adapters.matrix.adapter import MatrixAdapter
@@ -56,23 +54,8 @@ THREAD_ROOT_PAGES = 20  # of _HISTORY_SCAN of the bot's own events: an old alert
 _REDACT_SCAN_PAGES = 20
 
 
-class _Part:
-    """A job of the Matrix adapter, reading what it needs from the adapter it belongs to."""
-
-    def __init__(self, adapter: MatrixAdapter) -> None:
-        self.adapter = adapter
-
-    @property
-    def bot(self) -> SafeBot:
-        return self.adapter.bot
-
-    @property
-    def store(self) -> Store:
-        return self.adapter.store
-
-    @property
-    def content(self) -> Content:
-        return self.adapter.content
+class _Part(AdapterPart["MatrixAdapter"]):
+    """A job of the Matrix adapter."""
 
     @property
     def client(self) -> AsyncClient | None:
