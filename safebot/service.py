@@ -208,17 +208,21 @@ class SafeBot:
         tag = await self.pseudonym(person)
         return await self.store.count_hit(f"messages:{tag}", 60.0, now) > limit
 
-    def _slow_down(self, key: str) -> Message:
+    def _known_locale(self, key: str, locale_hint: str | None = None) -> str:
+        """The language the person was last answered in, else their client's, else the
+        default (no store read: for answers given without a conversation step)."""
         cached = self._sessions.get(key)
-        locale = cached.locale if cached else self.content.default_locale
-        return Message(self.content.spans(locale, "limits.slow_down"))
+        locale = cached.locale if cached else self.content.locale_for_hint(locale_hint)
+        return locale or self.content.default_locale
+
+    def _slow_down(self, key: str) -> Message:
+        return Message(self.content.spans(self._known_locale(key), "limits.slow_down"))
 
     def sorry(self, person: PersonId, locale_hint: str | None = None) -> Message:
-        """What an adapter says when handling a message failed: in the language the person
-        was last answered in, else their client's, else the default."""
-        cached = self._sessions.get(person.key)
-        locale = cached.locale if cached else self.content.locale_for_hint(locale_hint)
-        return Message(self.content.spans(locale or self.content.default_locale, "error.sorry"))
+        """What an adapter says when handling a message failed, in the person's language."""
+        return Message(
+            self.content.spans(self._known_locale(person.key, locale_hint), "error.sorry")
+        )
 
     async def _handle_locked(
         self, event: Event, before_save: Deliver | None

@@ -492,7 +492,8 @@ class SqlStore:
         # multi-row upsert that returns each window's count (as a database groups commits).
         # Each caller still gets the count with its own hit, in the order of the calls.
         start = now - now % window
-        hit = _Hit(key, float(start), float(start + window), float(now))
+        # (keyed as the database keeps it, so the counts coming back find their hit)
+        hit = _Hit(self._db.storable(key), float(start), float(start + window), float(now))
         self._hits.append(hit)
         if self._counting is None or self._counting.done():
             self._counting = asyncio.ensure_future(self._count_hits())
@@ -504,7 +505,7 @@ class SqlStore:
             try:
                 counts = await self._add_hits(group)
                 for hit in reversed(group):  # the latest hit of a window gets its full count
-                    window = (self._db.storable(hit.key), hit.starts_at)
+                    window = (hit.key, hit.starts_at)
                     if not hit.count.done():
                         hit.count.set_result(counts[window])
                     counts[window] -= 1
@@ -528,8 +529,9 @@ class SqlStore:
             )
         added: dict[tuple[str, float], list[Any]] = {}
         for hit in group:
-            key = self._db.storable(hit.key)
-            row = added.setdefault((key, hit.starts_at), [key, hit.starts_at, hit.ends_at, 0])
+            row = added.setdefault(
+                (hit.key, hit.starts_at), [hit.key, hit.starts_at, hit.ends_at, 0]
+            )
             row[3] += 1
         rows = await self._db.fetch(
             "INSERT INTO rate_hits (key, starts_at, ends_at, count) VALUES "
