@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from safebot.conversation import Engine
 from safebot.ops.health import start_monitoring
+from safebot.platforms import PlatformError
 from safebot.ports import PlatformPort
 from safebot.service import SafeBot, build_engine
 from safebot.settings import Settings
@@ -54,12 +56,34 @@ def assemble(
 ) -> SafeBot:
     """The service on ``adapter``, attached to it. ``options`` go to SafeBot (a test's clock,
     tokens, cache size or metrics)."""
+    _check_ids(engine, adapter)
     tokens = adapter.reference_tokens()
     if tokens is not None:
         options.setdefault("tokens", tokens)
     bot = SafeBot(engine=engine, store=store, port=adapter, settings=settings, **options)
     adapter.attach(bot)
     return bot
+
+
+def _check_ids(engine: Engine, adapter: Adapter) -> None:
+    """Refuse to start when a step or choice id could not come back from a tapped choice."""
+    capabilities = adapter.capabilities
+    steps, choices = engine.ids()
+    refused = sorted(
+        [i for i in steps if not _carries(capabilities.step_ids, i)]
+        + [i for i in choices if not _carries(capabilities.choice_ids, i)]
+    )
+    if refused:
+        raise PlatformError(
+            f"{adapter.platform} cannot carry these step or choice ids back from a button: "
+            + ", ".join(refused[:5])
+            + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
+            + " (rename them in content/flows.toml or the content)"
+        )
+
+
+def _carries(pattern: str | None, value: str) -> bool:
+    return pattern is None or re.fullmatch(pattern, value) is not None
 
 
 @contextlib.contextmanager

@@ -407,6 +407,17 @@ class Engine:
         return session
 
     # --- choices ------------------------------------------------------------------------
+    def ids(self) -> tuple[set[str], set[str]]:
+        """Every step id and every choice id this flow and content can put on a screen, for a
+        platform to check it can carry them (``Capabilities``). The choices numbered by a
+        list's position or named by a report's reference are left out: code makes those."""
+        choices = {
+            *self.flow.choices,
+            *(_region_choice(r) for r in self.content.regions),
+            *(_locale_choice(code) for code in self.content.locales),
+        }
+        return set(self.flow.nodes), choices
+
     def _choices(self, session: Session, node: Node) -> tuple[Choice, ...]:
         loc = session.locale
         out: list[Choice] = []
@@ -422,12 +433,12 @@ class Engine:
             ]
         elif node.pick == "region":
             out += [
-                Choice(f"region.{r.id}", self.content.text(loc, r.label))
+                Choice(_region_choice(r.id), self.content.text(loc, r.label))
                 for r in self.content.regions.values()
             ]
         elif node.pick == "locale":
             out += [
-                Choice(f"locale.{code}", self.content.text(code, "language.name"))
+                Choice(_locale_choice(code), self.content.text(code, "language.name"))
                 for code in self.content.locales
             ]
         said = self._preselected(session, node)
@@ -709,3 +720,11 @@ class Engine:
 
     def _reset(self, session: Session) -> Session:
         return replace(session, node=self.flow.start, draft=Draft(), offered=(), vars={})
+
+
+def _region_choice(region: str) -> str:
+    return f"region.{region}"
+
+
+def _locale_choice(locale: str) -> str:
+    return f"locale.{locale}"

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from safebot.model import valid_utf8
 
 __all__ = [
     "Choice",
+    "Measure",
     "Message",
     "Span",
     "clean_text",
+    "fit",
     "join_spans",
+    "plain_length",
     "plain_text",
     "split_template",
     "strip_markup",
@@ -107,3 +110,88 @@ def plain_text(spans: Iterable[Span]) -> str:
     """Plain text: markup dropped, untrusted text as it is (for plain bodies and logs-free
     tests; a plain body shows no markup that could be injected)."""
     return join_spans(spans)
+
+
+Measure = Callable[[tuple[Span, ...]], int]
+
+
+def plain_length(spans: tuple[Span, ...]) -> int:
+    """How long spans are as plain text (a platform with no markup to add)."""
+    return len(plain_text(spans))
+
+
+# Where a long text is best cut: after a paragraph, then a line, then a word, then anywhere.
+_BREAKS = (re.compile(r"\n\n"), re.compile(r"\n"), re.compile(r" "))
+
+
+def fit(
+    message: Message, limit: int | None, measure: Measure = plain_length
+) -> tuple[Message, ...]:
+    """``message`` as one or more messages that each measure at most ``limit`` once rendered
+    (``measure`` renders the way the platform does, escapes included; None: no limit).
+
+    Cuts fall between spans or inside one, at a paragraph break if one fits, else a line break,
+    a space, and only then anywhere. A cut never falls inside what the platform adds when it
+    renders (an escape, an entity), because the parts are rendered one by one. The choices, the
+    step and the form go with the last part; every part of an urgent message stays urgent.
+    """
+    if limit is None or measure(message.spans) <= limit:
+        return (message,)
+    parts: list[tuple[Span, ...]] = []
+    current: list[Span] = []
+    queue = list(reversed(message.spans))
+    while queue:
+        span = queue.pop()
+        if measure((*current, span)) <= limit:
+            current.append(span)
+            continue
+        cut = _cut(current, span, limit, measure)
+        if cut == 0 and current:  # nothing of it fits after what is there: start a new part
+            parts.append(tuple(current))
+            current = []
+            queue.append(span)
+            continue
+        cut = max(cut, 1)  # a limit too small for one character: never loop forever
+        head, tail = span.text[:cut].rstrip(" \n"), span.text[cut:].lstrip(" \n")
+        piece = (*current, replace(span, text=head)) if head else tuple(current)
+        if piece:
+            parts.append(piece)
+        current = []
+        if tail:
+            queue.append(replace(span, text=tail))
+    if current:
+        parts.append(tuple(current))
+    last = len(parts) - 1
+    return tuple(
+        Message(spans, urgent=message.urgent) if index < last else replace(message, spans=spans)
+        for index, spans in enumerate(parts)
+    )
+
+
+def _cut(current: list[Span], span: Span, limit: int, measure: Measure) -> int:
+    """How much of ``span`` fits after ``current`` (0: none), cut at the best break."""
+
+    def fits(end: int) -> bool:
+        return measure((*current, replace(span, text=span.text[:end]))) <= limit
+
+    for pattern in _BREAKS:
+        ends = [m.end() for m in pattern.finditer(span.text)]
+        best = _last_true(ends, fits)
+        if best is not None and span.text[:best].strip():
+            return best
+    if current and current[-1].text.endswith("\n"):
+        return 0  # the part already ends a line: begin the span in the next one instead
+    best = _last_true(list(range(1, len(span.text) + 1)), fits)
+    return best or 0
+
+
+def _last_true(ends: list[int], fits: Callable[[int], bool]) -> int | None:
+    """The largest of the sorted ``ends`` that fits (fitting only shrinks as ends grow)."""
+    low, high, found = 0, len(ends) - 1, None
+    while low <= high:
+        middle = (low + high) // 2
+        if fits(ends[middle]):
+            found, low = ends[middle], middle + 1
+        else:
+            high = middle - 1
+    return found

@@ -4,13 +4,14 @@ messages, membership checks). Inbound, adapters call :class:`safebot.service.Saf
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from safebot.messages import Message
+from safebot.messages import Measure, Message, plain_length
 from safebot.model import Community, CommunityConfig, CommunityId, PersonId
 from safebot.moderation import Alert
 
-__all__ = ["DeliveryError", "MembershipCheck", "PlatformPort"]
+__all__ = ["Capabilities", "DeliveryError", "MembershipCheck", "PlatformPort"]
 
 
 class DeliveryError(Exception):
@@ -24,6 +25,28 @@ class DeliveryError(Exception):
         self.permanent = permanent
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a platform can carry, so the core shapes what it sends to fit (the defaults: a
+    plain text platform with no limits).
+
+    ``max_length`` is the longest message the platform takes, as ``measure`` counts it once
+    the platform has rendered it (escapes, entities and markup included). The core cuts
+    longer messages into parts before they reach the port (``safebot.messages.fit``), so no
+    adapter splits text itself and nothing is cut inside an escape.
+
+    ``step_ids`` and ``choice_ids`` are patterns that every step id and every choice id must
+    match in full where a tapped choice carries them back (Discord's custom ids). The flow
+    and the content are checked against them when the bot is put together, so an id the
+    platform could not carry stops the start instead of leaving a button that does nothing.
+    """
+
+    max_length: int | None = None
+    measure: Measure = plain_length
+    step_ids: str | None = None
+    choice_ids: str | None = None
+
+
 class PlatformPort(Protocol):
     """The adapter side of the core. Every method may raise DeliveryError.
 
@@ -32,6 +55,7 @@ class PlatformPort(Protocol):
     """
 
     platform: str
+    capabilities: Capabilities
 
     async def shared_communities(self, person: PersonId) -> Sequence[Community]:
         """Communities where both the bot and the person are members (checked, not assumed)."""

@@ -44,7 +44,7 @@ from safebot.events import (
 from safebot.evidence import EvidencePack, evidence_pack
 from safebot.flows import Flow, load_flow
 from safebot.limits import SlidingWindow
-from safebot.messages import Message, Span, clean_text
+from safebot.messages import Message, Span, clean_text, fit
 from safebot.model import (
     REMOVE_NAME,
     AuditEntry,
@@ -231,6 +231,7 @@ class SafeBot:
         session = self._cached(person.key) or await self.store.load_session(person)
         for _attempt in range(3):
             replies, session_after, acted = await self._run(event, session)
+            replies = tuple(part for reply in replies for part in self._fit(reply))
             if before_save is not None:
                 await before_save(replies)
             if session_after is None:
@@ -288,6 +289,11 @@ class SafeBot:
                     acted = True
             session = outcome.session
         return tuple(replies), session, acted
+
+    def _fit(self, message: Message) -> tuple[Message, ...]:
+        """``message`` in as many parts as the platform needs (its longest message)."""
+        capabilities = self.port.capabilities
+        return fit(message, capabilities.max_length, capabilities.measure)
 
     def _cached(self, key: str) -> Session | None:
         session = self._sessions.get(key)
@@ -622,7 +628,8 @@ class SafeBot:
                 return False, None  # the person asked to be forgotten
             status = ReportStatus(item.payload.get("status", report.status.value))
             message = status_message(self.content, report.evolve(status=status))
-            await self.port.send_private(report.reporter, message, item.key)
+            for part, key in self._parts(message, item.key):
+                await self.port.send_private(report.reporter, part, key)
             return True, None
         if item.kind is OutboxKind.ESCALATION and report.status is not ReportStatus.NEW:
             return False, None  # a moderator has it: no reminder
@@ -639,7 +646,8 @@ class SafeBot:
         if item.kind is OutboxKind.NOTE:
             label = self.content.spans(config.locale, "alert.note", reference=report.reference)
             note = Message((*label, Span("\n"), Span(item.payload.get("text", ""), untrusted=True)))
-            await self.port.reply_to_alert(config, alert, note, item.key, ping=False)
+            for part, key in self._parts(note, item.key):
+                await self.port.reply_to_alert(config, alert, part, key, ping=False)
         elif item.kind is OutboxKind.ESCALATION:
             waited = max(1, round((self.clock() - report.created_at) / 60.0))
             reminder = Message(
@@ -658,6 +666,12 @@ class SafeBot:
         else:
             await self.port.update_alert(config, alert, item.key)
         return True, None
+
+    def _parts(self, message: Message, key: str) -> list[tuple[Message, str]]:
+        """The parts of an outbox message, each with its own idempotency key (the first keeps
+        the item's, so a message that needs no cutting is sent as it always was)."""
+        parts = self._fit(message)
+        return [(part, key if i == 0 else f"{key}#{i}") for i, part in enumerate(parts)]
 
     async def _failed(self, item: OutboxItem, exc: Exception) -> None:
         opts = self.settings.outbox

@@ -57,6 +57,7 @@ from safebot.events import ChoiceSelected, TextReceived
 from safebot.messages import Message
 from safebot.model import Community, CommunityConfig, CommunityId, OutboxItem, PersonId, Report
 from safebot.moderation import Alert
+from safebot.ports import Capabilities
 from safebot.service import SafeBot, build_engine
 from safebot.settings import OutboxSettings, Settings
 from safebot.store.sqlite import SqliteStore
@@ -136,6 +137,7 @@ class FilePort:
     """PlatformPort whose moderator channel is an append-only, fsynced JSONL file."""
 
     platform = PLATFORM
+    capabilities = Capabilities()
 
     def __init__(self, directory: Path, phases: Phases, reporter_label: str) -> None:
         self.alerts = directory / "alerts.jsonl"

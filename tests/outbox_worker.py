@@ -37,6 +37,7 @@ from safebot.model import (
     ReportStatus,
 )
 from safebot.moderation import Alert
+from safebot.ports import Capabilities
 from safebot.service import SafeBot, build_engine
 from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store
@@ -95,6 +96,7 @@ class RecordingPort:
     """A platform whose moderator channel is a list of the alert keys it received."""
 
     platform = "bench"
+    capabilities = Capabilities()
 
     def __init__(self) -> None:
         self.keys: list[str] = []

@@ -10,7 +10,8 @@ from test_discord_adapter import World, bot, dm, press, setup_server, store, wor
 
 from adapters.discord import DiscordAdapter
 from adapters.discord.escape import escape, truncate
-from adapters.discord.render import split_text
+from adapters.discord.render import rendered_length, text_of
+from safebot.messages import Message, Span, fit
 
 __all__ = ["bot", "store", "world"]  # fixtures shared with test_discord_adapter
 
@@ -48,15 +49,28 @@ def test_escaped_text_is_inert_and_shows_the_same_characters(raw: str) -> None:
 
 @settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[*HealthCheck])
 @given(MARKDOWNISH, st.integers(min_value=2, max_value=40))
-def test_truncated_and_split_text_stays_inert(raw: str, limit: int) -> None:
-    escaped = escape(raw * 3)
-    cut = truncate(escaped, limit)
+def test_truncated_text_stays_inert(raw: str, limit: int) -> None:
+    cut = truncate(escape(raw * 3), limit)
     assert len(cut) <= limit
     assert live_constructs(cut.removesuffix("…")) == [], cut
-    for chunk in split_text(escaped.replace("\n", " "), limit):
-        assert len(chunk) <= limit
-        assert not (len(chunk) - len(chunk.rstrip("\\"))) % 2, chunk  # no escape cut in half
-        assert live_constructs(chunk) == [], chunk
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[*HealthCheck])
+@given(st.lists(MARKDOWNISH, min_size=1, max_size=4), st.integers(min_value=8, max_value=60))
+def test_a_message_cut_to_fit_discord_stays_inert_and_loses_nothing(
+    typed: list[str], limit: int
+) -> None:
+    """The core cuts before Discord escapes, so no part ends inside an escape or starts a
+    line that renders as markdown, whatever was typed."""
+    spans = tuple(s for text in typed for s in (Span("Said: "), Span(text * 3, untrusted=True)))
+    parts = fit(Message(spans), limit, rendered_length)
+    for part in parts:
+        rendered = text_of(part.spans)
+        assert len(rendered) <= limit, rendered
+        assert live_constructs(rendered) == [], rendered
+    said = "".join(s.text for part in parts for s in part.spans if s.untrusted)
+    whole = "".join(text * 3 for text in typed)
+    assert said.replace(" ", "").replace("\n", "") == whole.replace(" ", "").replace("\n", "")
 
 
 # --- over the wire: the exact payloads the fake Discord received ------------------------------
@@ -115,3 +129,35 @@ async def test_markdown_in_a_report_is_inert_in_review_and_alert(
     evidence_field = next(v for v in fields.values() if "x.test/" in v and "ZO0A" not in v)
     assert live_constructs(evidence_field) == [] and shown(evidence_field) == evidence
     assert alert.embeds[0]["description"] == embed["description"]
+
+
+async def test_a_review_longer_than_discord_allows_arrives_in_parts_that_stay_inert(
+    world: World, bot: DiscordAdapter
+) -> None:
+    """Escaping doubles what people type in markdown: 1,400 typed characters of it make a
+    review of more than 3,000. The core cuts it to Discord's 2,000 before it is escaped, so
+    Discord takes every part, none is live, and the buttons come with the last one."""
+    await setup_server(world)
+    details = "**bold** <@&1> ||x|| " * 70
+    first = await dm(world, world.alice, "hi")
+    msg = await press(world, world.alice, first, "report")
+    msg = await press(world, world.alice, msg, "report.go")
+    msg = await press(world, world.alice, msg, "Test Server")
+    msg = await press(world, world.alice, msg, "cat.threats")
+    for text in ("someone", details, "https://x.test/a"):
+        msg = await dm(world, world.alice, text)
+    mark = len(world.fake.requests)
+    review = await press(world, world.alice, msg, "identity.share")
+    sent = [
+        str(r.json["content"])
+        for r in world.fake.requests[mark:]
+        if r.method in ("POST", "PATCH") and r.json and r.json.get("content") and r.status == 200
+    ]
+    assert len(sent) >= 2, sent
+    assert all(len(text) <= 2000 for text in sent)
+    # Only the content's own bold is live: the review's headings.
+    assert all(live_constructs(text.replace("**", "")) == [] for text in sent), sent
+    assert "".join(shown(text) for text in sent).count("**bold** <@&1> ||x||") >= 60
+    assert not any(r.status and r.status >= 400 for r in world.fake.requests[mark:])
+    receipt = await press(world, world.alice, review, "report.confirm")
+    assert "R-" in receipt.content

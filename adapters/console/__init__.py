@@ -18,6 +18,7 @@ from safebot.events import TextReceived
 from safebot.messages import Message, clean_text, join_spans
 from safebot.model import Community, CommunityConfig, CommunityId, PersonId
 from safebot.moderation import Alert
+from safebot.ports import Capabilities
 from safebot.service import SafeBot
 from safebot.settings import Settings
 
@@ -45,6 +46,7 @@ class ConsolePlatform:
     """PlatformPort for the console: prints alerts in a visibly separate moderator box."""
 
     platform = PLATFORM
+    capabilities = Capabilities()  # a terminal takes any length
 
     def __init__(
         self,

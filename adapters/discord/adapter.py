@@ -18,18 +18,19 @@ import discord
 
 from adapters.discord.client import SafeBotClient
 from adapters.discord.ids import PLATFORM, community_of, person_of
-from adapters.discord.items import TextModal, choices_view
+from adapters.discord.items import CHOICE_ID, STEP_ID, TextModal, choices_view
 from adapters.discord.logs import hide_payloads
 from adapters.discord.membership import MembershipMemory
 from adapters.discord.moderators import ModeratorDesk
 from adapters.discord.outbound import DiscordOutbound
 from adapters.discord.platform import discord_settings
-from adapters.discord.render import NO_MENTIONS, split_text, text_of
+from adapters.discord.render import MAX_CONTENT, NO_MENTIONS, rendered_length, text_of
 from safebot.content import Content
 from safebot.events import ChoiceSelected, CommandInvoked, Event, TextReceived
 from safebot.messages import Message, Span
 from safebot.model import Community, CommunityConfig, CommunityId, PersonId
 from safebot.moderation import Alert
+from safebot.ports import Capabilities
 from safebot.service import SafeBot
 from safebot.settings import Settings
 from safebot.store.base import Store
@@ -49,6 +50,9 @@ class DiscordAdapter:
     the gateway client SafeBotClient, each in its own module."""
 
     platform = PLATFORM
+    capabilities = Capabilities(
+        max_length=MAX_CONTENT, measure=rendered_length, step_ids=STEP_ID, choice_ids=CHOICE_ID
+    )
 
     def __init__(
         self,
@@ -153,18 +157,15 @@ class DiscordAdapter:
     async def _send_all(
         self, send: Send, replies: Sequence[Message], *, ephemeral: bool | None
     ) -> None:
-        """Send replies in order; the choices go on the last chunk of each message."""
+        """Send replies in order (the core has cut them to fit Discord's longest message)."""
         extra = {} if ephemeral is None else {"ephemeral": ephemeral}
         for reply in replies:
-            chunks = split_text(text_of(reply.spans))
             write = self.t("discord.write", None) if reply.asks else None
             view = choices_view(reply.node, reply.choices, write)
-            for index, chunk in enumerate(chunks):
-                last = index == len(chunks) - 1
-                kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS, **extra}
-                if last and view is not None:
-                    kwargs["view"] = view
-                await send(chunk or "\u200b", **kwargs)
+            kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS, **extra}
+            if view is not None:
+                kwargs["view"] = view
+            await send(text_of(reply.spans) or "\u200b", **kwargs)
 
     async def _answer(
         self, interaction: discord.Interaction[Any], event: Event, *, ephemeral: bool

@@ -52,7 +52,10 @@ class ItemHandler(Protocol):
     ) -> None: ...
 
 
-_NODE = r"(?P<node>[a-z0-9_.]{1,40})"
+# What a step id and a choice id may be to fit a custom id (at most 100 characters).
+STEP_ID = r"[a-z0-9_.]{1,40}"
+CHOICE_ID = r"[A-Za-z0-9_.-]{1,50}"
+_NODE = rf"(?P<node>{STEP_ID})"
 _REF = r"(?P<ref>R-[0-9A-Z]{4,8})"
 
 
@@ -63,7 +66,7 @@ def adapter_of(interaction: discord.Interaction[Any]) -> ItemHandler:
 
 class ChoiceButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"sb:c:" + _NODE + r":(?P<choice>[A-Za-z0-9_.-]{1,50})",
+    template=r"sb:c:" + _NODE + rf":(?P<choice>{CHOICE_ID})",
 ):
     """A conversation choice: ``sb:c:<node>:<choice>``."""
 

@@ -19,10 +19,10 @@ from adapters.discord.ids import PLATFORM, community_of, moderator_role
 from adapters.discord.items import ModActionButton, ModButton
 from adapters.discord.render import (
     ALERT_FOOTER_PREFIX,
+    MAX_CONTENT,
     NO_MENTIONS,
     alert_embed,
     alert_nonce,
-    split_text,
     text_of,
 )
 from safebot.messages import Message
@@ -273,7 +273,7 @@ class DiscordOutbound(_Part):
         original = await self._alert_message(channel, alert)
         with delivery_errors(IN_MODERATOR_CHANNEL):
             await channel.send(
-                text[:2000],
+                text[:MAX_CONTENT],
                 allowed_mentions=self.mentions(config, role),
                 reference=original.to_reference(fail_if_not_exists=False) if original else None,  # type: ignore[arg-type]
                 nonce=alert_nonce(key),
@@ -282,6 +282,5 @@ class DiscordOutbound(_Part):
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         with delivery_errors(TO_PERSON, gone_for_good=True):
             user = await self.client.fetch_user(int(person.id))
-            for index, chunk in enumerate(split_text(text_of(message.spans))):
-                nonce = alert_nonce(f"{key}#{index}")
-                await user.send(chunk, allowed_mentions=NO_MENTIONS, nonce=nonce)
+            text = text_of(message.spans)
+            await user.send(text, allowed_mentions=NO_MENTIONS, nonce=alert_nonce(key))

@@ -10,19 +10,20 @@ import hashlib
 
 import discord
 
-from adapters.discord.escape import escape, escape_first_line, truncate
+from adapters.discord.escape import escape, truncate
 from safebot.messages import Choice, Span, join_spans
 from safebot.moderation import Alert
 
 __all__ = [
     "ALERT_FOOTER_PREFIX",
     "MAX_BUTTONS",
+    "MAX_CONTENT",
     "NO_MENTIONS",
     "alert_embed",
     "alert_nonce",
     "escape",
     "label",
-    "split_text",
+    "rendered_length",
     "text_of",
 ]
 
@@ -37,24 +38,9 @@ def text_of(spans: tuple[Span, ...]) -> str:
     return join_spans(spans, trusted=str, untrusted=escape)
 
 
-def split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:
-    """Split at paragraph, then line, then hard boundaries to fit Discord's message limit."""
-    chunks: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n\n", 0, limit)
-        if cut <= 0:
-            cut = text.rfind("\n", 0, limit)
-        hard = cut <= 0
-        if hard:
-            run = len(text[:limit]) - len(text[:limit].rstrip("\\"))
-            cut = limit - run % 2  # never split an escape ("\\x") from its character
-        chunks.append(text[:cut].rstrip())
-        text = text[cut:].lstrip("\n")
-        if hard:  # the rest starts a new message mid-line: nothing may open a line there
-            text = escape_first_line(text)
-    if text or not chunks:
-        chunks.append(text)
-    return chunks
+def rendered_length(spans: tuple[Span, ...]) -> int:
+    """How long spans are as a Discord message, escapes included."""
+    return len(text_of(spans))
 
 
 def label(choice: Choice) -> str:

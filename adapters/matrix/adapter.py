@@ -57,9 +57,7 @@ from adapters.matrix.moderators import ModeratorRoom
 from adapters.matrix.outbound import MatrixOutbound
 from adapters.matrix.platform import matrix_settings
 from adapters.matrix.privacy import RedirectLimiter, names_bot, private_room
-from adapters.matrix.render import (
-    message_content,
-)
+from adapters.matrix.render import MAX_EVENT, event_size, message_content
 from adapters.matrix.session import (
     SIGNED_OUT_MESSAGE,
     SignedOut,
@@ -73,7 +71,7 @@ from safebot.messages import Message
 from safebot.model import Community, CommunityConfig, PersonId
 from safebot.moderation import Alert
 from safebot.platforms import PlatformError
-from safebot.ports import DeliveryError
+from safebot.ports import Capabilities, DeliveryError
 from safebot.service import SafeBot
 from safebot.settings import Settings
 from safebot.store.base import Store
@@ -135,6 +133,7 @@ class MatrixAdapter:
     port is MatrixOutbound and the moderator room ModeratorRoom, each in its own module."""
 
     platform = PLATFORM
+    capabilities = Capabilities(max_length=MAX_EVENT, measure=event_size)
 
     def __init__(
         self,

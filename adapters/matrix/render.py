@@ -7,6 +7,7 @@ whatever the text says), the moderators' user ids for alerts. Untrusted text is 
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -15,9 +16,20 @@ from adapters.matrix.threads import in_thread
 from safebot.messages import Message, Span, join_spans, plain_text
 from safebot.moderation import Alert
 
-__all__ = ["REACTIONS", "alert_content", "message_content", "notice", "status_content"]
+__all__ = [
+    "MAX_EVENT",
+    "REACTIONS",
+    "alert_content",
+    "event_size",
+    "message_content",
+    "notice",
+    "status_content",
+]
 
 HTML_FORMAT = "org.matrix.custom.html"
+# A homeserver refuses events over 65,536 bytes. Encrypted, the content travels base64-encoded
+# (a third larger) inside an envelope, so a message's own content stays well under that.
+MAX_EVENT = 40_000
 REFERENCE_KEY = "org.safebot.reference"
 ALERT_KEY = "org.safebot.key"
 # Reactions moderators can use on an alert, and the action each one means.
@@ -58,6 +70,12 @@ def message_content(message: Message) -> dict[str, Any]:
         "formatted_body": html_body,
         "m.mentions": {},
     }
+
+
+def event_size(spans: tuple[Span, ...]) -> int:
+    """How many bytes spans take as a message's event content (plain and HTML bodies)."""
+    content = message_content(Message(spans))
+    return len(json.dumps(content, ensure_ascii=False).encode())
 
 
 def preformatted(text: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from safebot.events import ChoiceSelected, CommandInvoked, Event, TextReceived
 from safebot.messages import Message
 from safebot.model import Community, CommunityConfig, CommunityId, PersonId
 from safebot.moderation import Alert
-from safebot.ports import DeliveryError
+from safebot.ports import Capabilities, DeliveryError
 from safebot.service import ModeratorReply, SafeBot
 from safebot.settings import Settings
 from safebot.store.base import Store
@@ -42,6 +42,7 @@ class Sent:
 @dataclass
 class MemoryPlatform:
     platform: str = PLATFORM
+    capabilities: Capabilities = field(default_factory=Capabilities)
     names: dict[CommunityId, str] = field(default_factory=dict)
     members: dict[CommunityId, set[PersonId]] = field(default_factory=lambda: defaultdict(set))
     down: set[str] = field(default_factory=set)  # destinations that fail (outage)
