@@ -26,6 +26,7 @@ from adapters.matrix.render import message_content
 from safebot.conversation import Engine
 from safebot.events import TextReceived
 from safebot.model import PersonId
+from safebot.ports import Capabilities
 from safebot.service import SafeBot
 from safebot.settings import LimitSettings, Settings
 from safebot.store import open_store
@@ -155,6 +156,7 @@ async def expected_replies(engine: Engine, settings: Settings, who: str) -> tupl
 
     class NoCommunities:
         platform = "matrix"
+        capabilities = Capabilities()
 
         async def shared_communities(self, person: PersonId) -> list[object]:
             return []
