@@ -26,7 +26,7 @@ import aiosqlite
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.memory import MemoryBot
+from safebot.adapters.memory import MemoryBot
 from safebot.events import ChoiceSelected, Event, TextReceived
 from safebot.model import Community, PersonId
 from safebot.service import build_engine

@@ -28,7 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import discord  # noqa: E402
 from fakediscord import FakeDiscord, client_kwargs, run_client  # noqa: E402
 
-from adapters.discord import DiscordAdapter  # noqa: E402
+from safebot.adapters.discord import DiscordAdapter  # noqa: E402
 from safebot.app import assemble  # noqa: E402
 from safebot.service import build_engine  # noqa: E402
 from safebot.settings import LimitSettings, Settings  # noqa: E402

@@ -47,7 +47,7 @@ from synapse import (  # noqa: E402
     send_text,
 )
 
-from adapters.matrix import MatrixAdapter  # noqa: E402
+from safebot.adapters.matrix import MatrixAdapter  # noqa: E402
 from safebot.app import assemble  # noqa: E402
 from safebot.service import build_engine  # noqa: E402
 from safebot.settings import Settings  # noqa: E402

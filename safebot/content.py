@@ -1,8 +1,9 @@
 """Loads and validates everything under ``content/``: texts per locale, resources, and the
 apps people may be contacted on (where to block and report someone).
 
-The files ship inside the installed package (the ``content`` package); ``Content.load()``
-finds them whether SafeBot runs from a checkout or from ``pip install .``.
+The files ship inside the installed package as ``safebot.data`` (in a checkout,
+``safebot/data`` links to ``content/``), so ``Content.load()`` finds them whether SafeBot
+runs from a checkout or from ``pip install .``.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ class App:
 
 
 def content_root() -> Traversable:
-    """Where the content files are: the installed ``content`` package."""
-    return resources.files("content")
+    """Where the content files are: ``content/``, installed as ``safebot.data`` (the
+    ``safebot/data`` link in a checkout)."""
+    return resources.files("safebot.data")
 
 
 def _load_toml(node: Traversable) -> dict[str, Any]:

@@ -4,7 +4,7 @@ The core names no platform. Each adapter package registers one ``Platform`` in
 ``pyproject.toml``::
 
     [project.entry-points."safebot.platforms"]
-    discord = "adapters.discord.platform:PLATFORM"
+    discord = "safebot.adapters.discord.platform:PLATFORM"
 
 and brings with it everything platform-specific: its settings section (``[discord]``), the
 secrets that must never be written in the settings file, its extra ``safebot run`` options, the

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.memory import MemoryBot
+from safebot.adapters.memory import MemoryBot
 from safebot.content import Content
 from safebot.conversation import Engine, Policy
 from safebot.flows import Flow, load_flow

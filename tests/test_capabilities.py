@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_service import report
 
-from adapters.discord.items import CHOICE_ID, STEP_ID
-from adapters.memory import MemoryBot, MemoryPlatform
+from safebot.adapters.discord.items import CHOICE_ID, STEP_ID
+from safebot.adapters.memory import MemoryBot, MemoryPlatform
 from safebot.app import assemble
 from safebot.content import Content
 from safebot.conversation import Engine, Policy

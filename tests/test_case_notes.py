@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import Clock
 from test_service import anonymous_report, report
 
-from adapters.memory import MemoryBot
+from safebot.adapters.memory import MemoryBot
 from safebot.conversation import Engine
 from safebot.evidence import evidence_pack
 from safebot.model import Community, CommunityId, PersonId

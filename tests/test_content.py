@@ -186,11 +186,15 @@ def test_wheel_ships_the_content(tmp_path: Path) -> None:
     [wheel] = tmp_path.glob("safebot-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for path in CONTENT_DIR.rglob("*.toml"):
-        assert f"content/{path.relative_to(CONTENT_DIR).as_posix()}" in names
-    assert "adapters/console/__init__.py" in names and "safebot/py.typed" in names
-    for package in ("safebot", "adapters"):  # every module, so no subpackage is left out
-        for path in (REPO / package).rglob("*.py"):
-            assert path.relative_to(REPO).as_posix() in names, path
+        assert f"safebot/data/{path.relative_to(CONTENT_DIR).as_posix()}" in names
+    assert "safebot/adapters/console/__init__.py" in names and "safebot/py.typed" in names
+    # Every module, so no subpackage is left out; adapters/ installs as safebot/adapters/.
+    for folder, installed in (("safebot", "safebot"), ("adapters", "safebot/adapters")):
+        for path in (REPO / folder).rglob("*.py"):
+            assert f"{installed}/{path.relative_to(REPO / folder).as_posix()}" in names, path
+    # Nothing but safebot lands at the top of site-packages, where it could meet another
+    # distribution's "adapters" or "content".
+    assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == {"safebot"}
 
 
 def test_forget_me_says_what_it_cannot_delete(content: Content) -> None:

@@ -37,7 +37,7 @@ from typing import IO
 import pytest
 from crash_worker import read_records
 
-from adapters.memory import MemoryPlatform
+from safebot.adapters.memory import MemoryPlatform
 from safebot.events import ChoiceSelected, TextReceived
 from safebot.model import CommunityConfig, OutboxItem, PersonId, Report
 from safebot.service import SafeBot, build_engine

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters.discord.platform import TOKEN_CREDENTIAL as DISCORD_TOKEN
-from adapters.matrix.platform import PASSWORD_CREDENTIAL as MATRIX_PASSWORD
+from safebot.adapters.discord.platform import TOKEN_CREDENTIAL as DISCORD_TOKEN
+from safebot.adapters.matrix.platform import PASSWORD_CREDENTIAL as MATRIX_PASSWORD
 from safebot.settings import load_settings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"

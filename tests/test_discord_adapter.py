@@ -24,7 +24,7 @@ from fakediscord import (
 )
 from fakediscord._models import iter_components
 
-from adapters.discord import DiscordAdapter
+from safebot.adapters.discord import DiscordAdapter
 from safebot.app import assemble
 from safebot.conversation import Engine
 from safebot.model import CommunityId, PersonId

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_discord_adapter import World, bot, dm, press, setup_server, store, world
 
-from adapters.discord import DiscordAdapter
-from adapters.discord.escape import escape, truncate
-from adapters.discord.render import rendered_length, text_of
+from safebot.adapters.discord import DiscordAdapter
+from safebot.adapters.discord.escape import escape, truncate
+from safebot.adapters.discord.render import rendered_length, text_of
 from safebot.messages import Message, Span, fit
 
 __all__ = ["bot", "store", "world"]  # fixtures shared with test_discord_adapter

@@ -25,7 +25,7 @@ from test_discord_adapter import (
     world,
 )
 
-from adapters.discord import DiscordAdapter
+from safebot.adapters.discord import DiscordAdapter
 from safebot.conversation import Engine
 from safebot.settings import LimitSettings, Settings
 from safebot.store.base import Store

@@ -14,7 +14,7 @@ import pytest
 import test_discord_adapter as base
 from test_discord_adapter import World, make_adapter, report_by_dm, running, setup_server
 
-from adapters.discord import DiscordAdapter
+from safebot.adapters.discord import DiscordAdapter
 from safebot.conversation import Engine
 from safebot.model import OutboxItem
 from safebot.settings import OutboxSettings, Settings

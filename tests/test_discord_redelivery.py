@@ -19,7 +19,7 @@ from test_discord_adapter import (
     world,
 )
 
-from adapters.discord import DiscordAdapter
+from safebot.adapters.discord import DiscordAdapter
 from safebot.conversation import Engine
 from safebot.moderation import build_alert
 from safebot.settings import Settings

@@ -9,7 +9,7 @@ from fakediscord import VIEW_CHANNEL
 from fakediscord._models import MANAGE_ROLES
 from test_discord_adapter import World, bot, reply_text, report_by_dm, store, world
 
-from adapters.discord import DiscordAdapter
+from safebot.adapters.discord import DiscordAdapter
 from safebot.model import CommunityConfig, CommunityId
 
 __all__ = ["bot", "store", "world"]  # fixtures shared with test_discord_adapter

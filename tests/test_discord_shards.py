@@ -18,7 +18,7 @@ from typing import Any
 from fakediscord import BAN_MEMBERS, MODERATE_MEMBERS, FakeDiscord, FakeMessage, run_client
 from test_discord_adapter import REF, custom_id_for, make_adapter, reply_text
 
-from adapters.discord import DiscordAdapter
+from safebot.adapters.discord import DiscordAdapter
 from safebot.conversation import Engine
 from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store

@@ -9,7 +9,7 @@ import pytest
 from conftest import Clock, Tokens
 from test_service import report
 
-from adapters.memory import MemoryBot
+from safebot.adapters.memory import MemoryBot
 from safebot.conversation import Engine
 from safebot.model import Community, PersonId
 from safebot.settings import EscalationSettings, Settings, SettingsError, load_settings

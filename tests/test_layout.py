@@ -49,8 +49,8 @@ def _imports(path: Path) -> set[str]:
 
 def test_discord_items_do_not_import_the_adapter() -> None:
     # The buttons and forms call the adapter through a Protocol, not an import circle.
-    assert "adapters.discord.adapter" in _imports(ROOT / "adapters/discord/__init__.py")
-    assert "adapters.discord.adapter" not in _imports(ROOT / "adapters/discord/items.py")
+    assert "safebot.adapters.discord.adapter" in _imports(ROOT / "adapters/discord/__init__.py")
+    assert "safebot.adapters.discord.adapter" not in _imports(ROOT / "adapters/discord/items.py")
 
 
 def _code_words(path: Path) -> set[str]:
@@ -79,7 +79,16 @@ def _code_words(path: Path) -> set[str]:
     return words
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "safebot").rglob("*.py")), ids=str)
+# safebot/adapters and safebot/data are links to adapters/ and content/ (how they install
+# under safebot): not the core.
+CORE = sorted(
+    path
+    for path in (ROOT / "safebot").rglob("*.py")
+    if path.relative_to(ROOT / "safebot").parts[0] not in {"adapters", "data"}
+)
+
+
+@pytest.mark.parametrize("path", CORE, ids=str)
 def test_the_core_names_no_platform(path: Path) -> None:
     """Each adapter brings its settings, secrets, options and runner through the registry
     (safebot/platforms.py); the core's code never names one (comments and docstrings may)."""
@@ -103,3 +112,24 @@ def test_every_platform_is_registered_and_cheap_to_list() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.split("\n")[:2] == ["['console', 'discord', 'matrix']", "[]"]
+
+
+def test_the_adapters_and_the_content_are_reached_by_one_name() -> None:
+    """They install under safebot (no top-level "adapters" or "content" in site-packages),
+    and safebot/adapters and safebot/data link to the folders, so a checkout imports them by
+    the same names. Importing a module by a second name would load it twice."""
+    assert (ROOT / "safebot/adapters").resolve() == (ROOT / "adapters").resolve()
+    assert (ROOT / "safebot/data").resolve() == (ROOT / "content").resolve()
+    sources = [
+        *CORE,
+        *(ROOT / "adapters").rglob("*.py"),
+        *(ROOT / "tests").rglob("*.py"),
+        *(ROOT / "bench").rglob("*.py"),
+    ]
+    wrong = {
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in sources
+        for module in _imports(path)
+        if module.split(".")[0] in {"adapters", "content"}
+    }
+    assert not wrong, sorted(wrong)

@@ -33,8 +33,8 @@ from test_matrix_adapter import (
 )
 from test_service import report
 
-from adapters.console import ConsolePlatform
-from adapters.memory import MemoryBot, MemoryPlatform
+from safebot.adapters.console import ConsolePlatform
+from safebot.adapters.memory import MemoryBot, MemoryPlatform
 from safebot.app import assemble
 from safebot.conversation import Engine
 from safebot.model import CommunityConfig
@@ -53,7 +53,7 @@ OFFENDER = "OFFMARK-2951"
 DETAILS = "DETMARK-3067 wants 500 dollars by friday"
 EVIDENCE = "https://evidence.test/EVIMARK-4172"
 MARKERS = ("MSGMARK-1843", "OFFMARK-2951", "DETMARK-3067", "EVIMARK-4172")
-LOGGERS = ("", "safebot", "adapters", "discord", "aiosqlite", "asyncio", "aiohttp")
+LOGGERS = ("", "safebot", "discord", "aiosqlite", "asyncio", "aiohttp")
 
 CONSOLE_LINES = [
     MESSAGE,

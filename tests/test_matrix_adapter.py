@@ -16,7 +16,7 @@ import pytest
 from nio import MegolmEvent, RoomGetEventResponse, RoomMessagesResponse
 from nio.exceptions import EncryptionError
 
-from adapters.matrix import MatrixAdapter
+from safebot.adapters.matrix import MatrixAdapter
 from safebot.app import assemble
 from safebot.conversation import Engine
 from safebot.model import PersonId

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.matrix import MatrixLoginError
-from adapters.matrix.render import ALERT_KEY
+from safebot.adapters.matrix import MatrixLoginError
+from safebot.adapters.matrix.render import ALERT_KEY
 from safebot.conversation import Engine
 from safebot.moderation import build_alert
 from safebot.settings import OutboxSettings, Settings

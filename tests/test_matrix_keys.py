@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nio import AsyncClient, AsyncClientConfig, KeysQueryError
 
-from adapters.matrix.keys import tolerate_empty_key_query
+from safebot.adapters.matrix.keys import tolerate_empty_key_query
 
 
 async def test_a_key_query_with_nothing_to_ask_does_not_end_the_sync_loop(tmp_path: Path) -> None:

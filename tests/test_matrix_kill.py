@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from adapters.matrix.render import message_content
+from safebot.adapters.matrix.render import message_content
 from safebot.conversation import Engine
 from safebot.events import TextReceived
 from safebot.model import PersonId

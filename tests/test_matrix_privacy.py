@@ -13,9 +13,9 @@ from uuid import uuid4
 import pytest
 from nio import RoomCreateResponse, RoomPreset
 
-import adapters.matrix.outbound as matrix_outbound
-from adapters.matrix.powers import RoomPowers
-from adapters.matrix.privacy import (
+import safebot.adapters.matrix.outbound as matrix_outbound
+from safebot.adapters.matrix.powers import RoomPowers
+from safebot.adapters.matrix.privacy import (
     RedirectLimiter,
     RoomView,
     is_private,

@@ -3,7 +3,7 @@ against real Synapse in test_matrix_adapter.py)."""
 
 from __future__ import annotations
 
-from adapters.matrix.server_report import message_links, user_ids
+from safebot.adapters.matrix.server_report import message_links, user_ids
 
 
 def test_user_ids_named_in_the_reported_person_answer() -> None:
@@ -27,7 +27,7 @@ def test_message_links_only_with_a_room_id() -> None:
 
 
 def test_who_may_ban_whom() -> None:
-    from adapters.matrix.powers import RoomPowers
+    from safebot.adapters.matrix.powers import RoomPowers
 
     powers = RoomPowers.from_state(
         "@owner:x",

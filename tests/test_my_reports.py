@@ -6,7 +6,7 @@ from __future__ import annotations
 from conftest import Clock
 from test_service import report
 
-from adapters.memory import MemoryBot
+from safebot.adapters.memory import MemoryBot
 from safebot.conversation import AddNote
 from safebot.messages import Message
 from safebot.model import Community, PersonId

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from test_service import report
 
-from adapters.memory import MemoryBot
+from safebot.adapters.memory import MemoryBot
 from safebot.conversation import Engine
 from safebot.settings import Settings
 from safebot.store import open_store

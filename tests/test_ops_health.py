@@ -24,7 +24,7 @@ from fakediscord import run_client
 from test_discord_adapter import World, make_adapter, report_by_dm, setup_server
 from test_service import report
 
-from adapters.memory import MemoryBot
+from safebot.adapters.memory import MemoryBot
 from safebot.conversation import Engine
 from safebot.ops.health import HealthServer
 from safebot.ops.metrics import Metrics

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.discord.platform import DiscordSettings, discord_settings, discord_token
-from adapters.matrix.platform import (
+from safebot.adapters.discord.platform import DiscordSettings, discord_settings, discord_token
+from safebot.adapters.matrix.platform import (
     MatrixSettings,
     matrix_access_token,
     matrix_password,

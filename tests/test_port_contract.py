@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from test_discord_adapter import World, make_adapter, running, setup_server, world
 
-from adapters.console import ConsolePlatform
-from adapters.memory import MemoryPlatform
+from safebot.adapters.console import ConsolePlatform
+from safebot.adapters.memory import MemoryPlatform
 from safebot.app import assemble
 from safebot.content import Content
 from safebot.conversation import Engine

@@ -13,7 +13,7 @@ from test_discord_adapter import (  # fixtures are used by name
     world,
 )
 
-from adapters.discord import DiscordAdapter
+from safebot.adapters.discord import DiscordAdapter
 from safebot.model import CommunityId
 
 __all__ = ["bot", "store", "world"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import Clock, Tokens
 
-from adapters.memory import MemoryBot, MemoryPlatform
+from safebot.adapters.memory import MemoryBot, MemoryPlatform
 from safebot.conversation import Engine
 from safebot.events import ChoiceSelected, TextReceived
 from safebot.messages import Message

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from test_service import report
 
-from adapters.memory import MemoryBot
+from safebot.adapters.memory import MemoryBot
 from safebot.content import Content
 from safebot.messages import Message
 from safebot.model import Community, PersonId

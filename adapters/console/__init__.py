@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TextIO
 
-from adapters.console.platform import console_settings
+from safebot.adapters.console.platform import console_settings
 from safebot.content import Content
 from safebot.conversation import is_reference
 from safebot.events import TextReceived

@@ -49,7 +49,7 @@ def _prepare(settings: Settings, args: argparse.Namespace) -> AdapterFactory:
     locale: str | None = getattr(args, "lang", None)
 
     def make(settings: Settings, engine: Engine, store: Store) -> Adapter:
-        from adapters.console import ConsolePlatform
+        from safebot.adapters.console import ConsolePlatform
 
         return ConsolePlatform(
             settings, engine.content, sys.stdout, stdin=console_stdin(), locale=locale

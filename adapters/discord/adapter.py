@@ -16,15 +16,15 @@ from typing import Any
 
 import discord
 
-from adapters.discord.client import SafeBotClient
-from adapters.discord.ids import PLATFORM, community_of, person_of
-from adapters.discord.items import CHOICE_ID, STEP_ID, TextModal, choices_view
-from adapters.discord.logs import hide_payloads
-from adapters.discord.membership import MembershipMemory
-from adapters.discord.moderators import ModeratorDesk
-from adapters.discord.outbound import DiscordOutbound
-from adapters.discord.platform import discord_settings
-from adapters.discord.render import MAX_CONTENT, NO_MENTIONS, rendered_length, text_of
+from safebot.adapters.discord.client import SafeBotClient
+from safebot.adapters.discord.ids import PLATFORM, community_of, person_of
+from safebot.adapters.discord.items import CHOICE_ID, STEP_ID, TextModal, choices_view
+from safebot.adapters.discord.logs import hide_payloads
+from safebot.adapters.discord.membership import MembershipMemory
+from safebot.adapters.discord.moderators import ModeratorDesk
+from safebot.adapters.discord.outbound import DiscordOutbound
+from safebot.adapters.discord.platform import discord_settings
+from safebot.adapters.discord.render import MAX_CONTENT, NO_MENTIONS, rendered_length, text_of
 from safebot.content import Content
 from safebot.events import ChoiceSelected, CommandInvoked, Event, TextReceived
 from safebot.messages import Message, Span

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from adapters.discord.items import DYNAMIC_ITEMS
-from adapters.discord.render import NO_MENTIONS
+from safebot.adapters.discord.items import DYNAMIC_ITEMS
+from safebot.adapters.discord.render import NO_MENTIONS
 from safebot.content import Content
 
 if TYPE_CHECKING:
-    from adapters.discord.adapter import DiscordAdapter
+    from safebot.adapters.discord.adapter import DiscordAdapter
 
 __all__ = ["ContentTranslator", "SafeBotClient", "register_commands"]
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol, cast
 
 import discord
 
-from adapters.discord.render import MAX_BUTTONS, label
+from safebot.adapters.discord.render import MAX_BUTTONS, label
 from safebot.messages import Choice
 
 __all__ = [

@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from adapters.discord.hierarchy import Refusal, rank_of, refusal
-from adapters.discord.ids import community_of, moderator_role
-from adapters.discord.items import CaseNoteModal, ModButton
-from adapters.discord.outbound import DiscordOutbound, _Part
-from adapters.discord.render import NO_MENTIONS, alert_embed, text_of
-from adapters.discord.setup_checks import channel_warning, role_problem
+from safebot.adapters.discord.hierarchy import Refusal, rank_of, refusal
+from safebot.adapters.discord.ids import community_of, moderator_role
+from safebot.adapters.discord.items import CaseNoteModal, ModButton
+from safebot.adapters.discord.outbound import DiscordOutbound, _Part
+from safebot.adapters.discord.render import NO_MENTIONS, alert_embed, text_of
+from safebot.adapters.discord.setup_checks import channel_warning, role_problem
 from safebot.model import CommunityConfig
 from safebot.moderation import build_alert
 from safebot.ports import DeliveryError
 
 if TYPE_CHECKING:
-    from adapters.discord.adapter import DiscordAdapter
+    from safebot.adapters.discord.adapter import DiscordAdapter
 
 __all__ = ["ModeratorDesk"]
 

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from adapters import AdapterPart
-from adapters.discord.delivery import IN_MODERATOR_CHANNEL, TO_PERSON, delivery_errors
-from adapters.discord.ids import PLATFORM, community_of, moderator_role
-from adapters.discord.items import ModActionButton, ModButton
-from adapters.discord.render import (
+from safebot.adapters import AdapterPart
+from safebot.adapters.discord.delivery import IN_MODERATOR_CHANNEL, TO_PERSON, delivery_errors
+from safebot.adapters.discord.ids import PLATFORM, community_of, moderator_role
+from safebot.adapters.discord.items import ModActionButton, ModButton
+from safebot.adapters.discord.render import (
     ALERT_FOOTER_PREFIX,
     MAX_CONTENT,
     NO_MENTIONS,
@@ -31,8 +31,8 @@ from safebot.moderation import Alert
 from safebot.ports import DeliveryError
 
 if TYPE_CHECKING:
-    from adapters.discord.adapter import DiscordAdapter  # noqa: F401 (the base class names it)
-    from adapters.discord.client import SafeBotClient
+    from safebot.adapters.discord.adapter import DiscordAdapter  # noqa: F401 (the base class names it)
+    from safebot.adapters.discord.client import SafeBotClient
 
 __all__ = ["DiscordOutbound"]
 

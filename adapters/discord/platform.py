@@ -85,7 +85,7 @@ def _prepare(settings: Settings, args: argparse.Namespace) -> AdapterFactory:
         options = {"shard_count": shard_count, "shard_ids": shard_ids}
 
     def make(settings: Settings, engine: Engine, store: Store) -> Adapter:
-        from adapters.discord.adapter import DiscordAdapter
+        from safebot.adapters.discord.adapter import DiscordAdapter
 
         return DiscordAdapter(settings, engine.content, token=token, **options)
 

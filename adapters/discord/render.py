@@ -10,7 +10,7 @@ import hashlib
 
 import discord
 
-from adapters.discord.escape import escape, truncate
+from safebot.adapters.discord.escape import escape, truncate
 from safebot.messages import Choice, Span, join_spans
 from safebot.moderation import Alert
 

@@ -46,19 +46,19 @@ from nio import (
 from nio.crypto import ENCRYPTION_ENABLED
 from nio.exceptions import EncryptionError
 
-from adapters.matrix.ids import PLATFORM, person_of
-from adapters.matrix.inbox import REPLAY, Inbound, Inbox, Replay, replay_token
-from adapters.matrix.keys import (
+from safebot.adapters.matrix.ids import PLATFORM, person_of
+from safebot.adapters.matrix.inbox import REPLAY, Inbound, Inbox, Replay, replay_token
+from safebot.adapters.matrix.keys import (
     publish_fallback_key,
     tolerate_empty_key_query,
     top_up_one_time_keys,
 )
-from adapters.matrix.moderators import ModeratorRoom
-from adapters.matrix.outbound import MatrixOutbound
-from adapters.matrix.platform import matrix_settings
-from adapters.matrix.privacy import RedirectLimiter, names_bot, private_room
-from adapters.matrix.render import MAX_EVENT, event_size, message_content
-from adapters.matrix.session import (
+from safebot.adapters.matrix.moderators import ModeratorRoom
+from safebot.adapters.matrix.outbound import MatrixOutbound
+from safebot.adapters.matrix.platform import matrix_settings
+from safebot.adapters.matrix.privacy import RedirectLimiter, names_bot, private_room
+from safebot.adapters.matrix.render import MAX_EVENT, event_size, message_content
+from safebot.adapters.matrix.session import (
     SIGNED_OUT_MESSAGE,
     SignedOut,
     is_signed_out,

@@ -20,23 +20,23 @@ from nio import (
 )
 from nio.exceptions import EncryptionError
 
-from adapters.matrix.ids import PLATFORM, community_id
-from adapters.matrix.outbound import THREAD_ROOT_PAGES, MatrixOutbound, _Part
-from adapters.matrix.render import (
+from safebot.adapters.matrix.ids import PLATFORM, community_id
+from safebot.adapters.matrix.outbound import THREAD_ROOT_PAGES, MatrixOutbound, _Part
+from safebot.adapters.matrix.render import (
     ALERT_KEY,
     REACTIONS,
     REFERENCE_KEY,
     notice,
     preformatted,
 )
-from adapters.matrix.server_report import message_links, report_to_server, user_ids
-from adapters.matrix.threads import alert_key, in_thread
+from safebot.adapters.matrix.server_report import message_links, report_to_server, user_ids
+from safebot.adapters.matrix.threads import alert_key, in_thread
 from safebot.conversation import is_reference
 from safebot.messages import plain_text
 from safebot.model import CommunityConfig, Report
 
 if TYPE_CHECKING:
-    from adapters.matrix.adapter import MatrixAdapter
+    from safebot.adapters.matrix.adapter import MatrixAdapter
 
 __all__ = ["ModeratorRoom"]
 

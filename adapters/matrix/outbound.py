@@ -23,26 +23,26 @@ from nio import (
 )
 from nio.exceptions import EncryptionError
 
-from adapters import AdapterPart
-from adapters.matrix.history import find_own_event, own_events
-from adapters.matrix.ids import PLATFORM
-from adapters.matrix.inbox import replay_txn
-from adapters.matrix.powers import RoomPowers
-from adapters.matrix.render import (
+from safebot.adapters import AdapterPart
+from safebot.adapters.matrix.history import find_own_event, own_events
+from safebot.adapters.matrix.ids import PLATFORM
+from safebot.adapters.matrix.inbox import replay_txn
+from safebot.adapters.matrix.powers import RoomPowers
+from safebot.adapters.matrix.render import (
     ALERT_KEY,
     alert_content,
     alert_reply_content,
     message_content,
     status_content,
 )
-from adapters.matrix.server_report import user_ids
+from safebot.adapters.matrix.server_report import user_ids
 from safebot.messages import Message, Span, plain_text
 from safebot.model import Community, CommunityConfig, PersonId
 from safebot.moderation import Alert
 from safebot.ports import DeliveryError
 
 if TYPE_CHECKING:
-    from adapters.matrix.adapter import MatrixAdapter
+    from safebot.adapters.matrix.adapter import MatrixAdapter
 
 __all__ = ["THREAD_ROOT_PAGES", "MatrixOutbound"]
 

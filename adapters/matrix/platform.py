@@ -96,7 +96,7 @@ def _prepare(settings: Settings, args: argparse.Namespace) -> AdapterFactory:
         )
 
     def make(settings: Settings, engine: Engine, store: Store) -> Adapter:
-        from adapters.matrix.adapter import MatrixAdapter
+        from safebot.adapters.matrix.adapter import MatrixAdapter
 
         return MatrixAdapter(
             settings,

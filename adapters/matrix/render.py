@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from adapters.matrix.threads import in_thread
+from safebot.adapters.matrix.threads import in_thread
 from safebot.messages import Message, Span, join_spans, plain_text
 from safebot.moderation import Alert
 

@@ -51,7 +51,7 @@ from nio import (
 )
 from nio.exceptions import EncryptionError
 
-from adapters.matrix.keys import tolerate_empty_key_query
+from safebot.adapters.matrix.keys import tolerate_empty_key_query
 
 from .server import RegisteredUser
 
