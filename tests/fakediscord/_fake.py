@@ -1,4 +1,5 @@
-"""The public :class:`FakeDiscord`: state + REST + gateway + test driver, served by aiohttp."""
+"""The public :class:`FakeDiscord`: state + gateway + test driver, with the REST resources
+composed into it, served by aiohttp."""
 
 from __future__ import annotations
 
@@ -10,10 +11,16 @@ from aiohttp import web
 
 from ._driver import DriverMixin
 from ._gateway import GatewayMixin
-from ._rest import RestMixin
+from ._rest import RestRouter
+from ._rest_app import AppResource
+from ._rest_channels import ChannelResource
+from ._rest_commands import CommandResource
+from ._rest_guilds import GuildResource
+from ._rest_interactions import InteractionResource
+from ._rest_messages import MessageWriter
 
 
-class FakeDiscord(DriverMixin, RestMixin, GatewayMixin):
+class FakeDiscord(DriverMixin, GatewayMixin):
     """An in-process fake Discord (REST under ``/api/v10`` + gateway at ``/gateway``) on
     127.0.0.1, for running the *real* discord.py client against it.
 
@@ -43,17 +50,28 @@ class FakeDiscord(DriverMixin, RestMixin, GatewayMixin):
 
     def __init__(self, *, patch: bool = True, **options: Any) -> None:
         super().__init__(**options)
+        writer = MessageWriter(self)
+        self._rest = RestRouter(
+            self,
+            [
+                AppResource(self),
+                ChannelResource(self, writer),
+                GuildResource(self),
+                CommandResource(self),
+                InteractionResource(self, writer),
+            ],
+        )
         self._patch_enabled = patch
         self._patch: Any = None
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest_entry)
-        app.router.add_route("*", "/api/v9/{tail:.*}", self._rest_entry)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest._rest_entry)
+        app.router.add_route("*", "/api/v9/{tail:.*}", self._rest._rest_entry)
         app.router.add_get("/gateway", self._ws_entry)
         app.router.add_get("/gateway/", self._ws_entry)
-        app.router.add_get("/attachments/{tail:.*}", self._cdn_entry)
+        app.router.add_get("/attachments/{tail:.*}", self._rest._cdn_entry)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
