@@ -69,9 +69,11 @@ class PlatformPort(Protocol):
         channel's history), or None if the platform has none."""
         ...
 
-    async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
+    async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> str | None:
         """Show the new status of the alert ``alert.key``, posted at ``alert.posted`` (edit
-        it, or reply to it); ``key`` identifies this update."""
+        it, or reply to it); ``key`` identifies this update. Returns where the alert is now
+        if this posted it anew (Matrix takes a forgotten reporter's name off that way), so the
+        outbox keeps the new place for later updates and replies; else None."""
         ...
 
     async def reply_to_alert(

@@ -641,8 +641,8 @@ class SafeBot:
             alert = replace(alert, remove_name=True)
         if item.kind is OutboxKind.ALERT:
             return True, await self.port.send_alert(config, alert)
-        posted = await self.store.get_outbox_item(alert.key)
-        alert = replace(alert, posted=posted.posted if posted is not None else None)
+        original = await self.store.get_outbox_item(alert.key)
+        alert = replace(alert, posted=original.posted if original is not None else None)
         if item.kind is OutboxKind.NOTE:
             label = self.content.spans(config.locale, "alert.note", reference=report.reference)
             note = Message((*label, Span("\n"), Span(item.payload.get("text", ""), untrusted=True)))
@@ -664,7 +664,12 @@ class SafeBot:
             )
             self.metrics.escalated()
         else:
-            await self.port.update_alert(config, alert, item.key)
+            moved = await self.port.update_alert(config, alert, item.key)
+            if moved is not None and original is not None and moved != original.posted:
+                # Posted anew: later updates and replies go under the new copy, also after
+                # a restart (the old one may be gone).
+                delivered = original.delivered_at or self.clock()
+                await self.store.mark_delivered(alert.key, delivered, moved)
         return True, None
 
     def _parts(self, message: Message, key: str) -> list[tuple[Message, str]]:

@@ -760,7 +760,7 @@ async def test_forget_me_takes_the_name_off_the_alert_for_good(
     """An m.replace edit would leave the reporter's id in the original event, which any
     moderator client can still show. After "forget me" the original alert is redacted and a
     name-free copy takes its place: nothing a moderator reads from the server names them,
-    and later status lines thread under the new copy."""
+    and later status lines thread under the new copy, after a restart too."""
     alice, dm = await person(matrix, bot, "alice")
     owner, _community, mods = await community_with_mods(matrix, bot, [alice])
     reference = await walk_report(alice, dm, bot, "x", "y", "https://a.test/1")
@@ -799,7 +799,10 @@ async def test_forget_me_takes_the_name_off_the_alert_for_good(
             with contextlib.suppress(EncryptionError):
                 event = owner.client.decrypt_event(event)
         assert alice.user_id not in json.dumps(event.source), event.source
-    # Moderators can still act; the update threads under the name-free alert.
+    # Moderators can still act; the update threads under the name-free alert, also once the
+    # bot has restarted and knows only what the outbox kept.
+    await bot.stop()
+    await bot.start()
     await say(owner, mods, bot, f"!safebot claim {reference}", f"You claimed {reference}")
     thread = await from_bot(owner, mods, bot, lambda body: "being handled by" in body)
     assert thread.source["content"]["m.relates_to"]["event_id"] == clean.event_id

@@ -14,7 +14,8 @@ from safebot.adapters.memory import MemoryBot, MemoryPlatform
 from safebot.conversation import Engine
 from safebot.events import ChoiceSelected, TextReceived
 from safebot.messages import Message
-from safebot.model import Community, OutboxKind, PersonId, ReportStatus
+from safebot.model import Community, CommunityConfig, OutboxKind, PersonId, ReportStatus
+from safebot.moderation import Alert
 from safebot.service import SafeBot
 from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store
@@ -172,6 +173,34 @@ async def test_updates_and_replies_go_to_where_the_alert_was_posted(bot: MemoryB
     await bot.deliver()
     later = [s for s in bot.platform.deliveries if s.kind != "alert" and s.alert is not None]
     assert later and {s.alert.posted for s in later if s.alert} == {posted}
+
+
+async def test_an_alert_posted_anew_is_reached_at_its_new_place(bot: MemoryBot) -> None:
+    """When showing a status posts the alert anew (Matrix takes a forgotten reporter's name
+    off that way), the outbox keeps the new place, so later updates and replies go there even
+    from a process that remembers nothing (the old copy may be gone)."""
+    home = await bot.setup_community("g1", "Home")
+    ivy = bot.person("ivy")
+    bot.platform.join(ivy, home)
+    reference = await report(bot, ivy, home)
+    await bot.deliver()
+    first = bot.platform.posted[f"alert:{reference}"]
+    shown = bot.platform.update_alert
+
+    async def reposting(config: CommunityConfig, alert: Alert, key: str) -> str | None:
+        await shown(config, alert, key)
+        return "copy-2" if alert.remove_name else None
+
+    bot.platform.update_alert = reposting  # type: ignore[method-assign]
+    await bot.say(ivy, "forget me")
+    await bot.press(ivy, "forget.yes", "forget.confirm")
+    await bot.deliver()
+    moved = await bot.service.store.get_outbox_item(f"alert:{reference}")
+    assert moved is not None and moved.posted == "copy-2" and moved.delivered_at is not None
+    assert (await bot.moderate(home, reference, "claim")).ok
+    await bot.deliver()
+    claim = [s for s in bot.platform.deliveries if s.kind == "update"][-1]
+    assert claim.alert is not None and claim.alert.posted == "copy-2" != first
 
 
 async def test_when_handling_fails_the_apology_is_in_the_persons_language(

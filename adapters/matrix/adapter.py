@@ -677,8 +677,8 @@ class MatrixAdapter:
     async def send_alert(self, config: CommunityConfig, alert: Alert) -> str:
         return await self.outbound.send_alert(config, alert)
 
-    async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
-        await self.outbound.update_alert(config, alert, key)
+    async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> str | None:
+        return await self.outbound.update_alert(config, alert, key)
 
     async def reply_to_alert(
         self,

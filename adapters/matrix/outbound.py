@@ -186,14 +186,14 @@ class MatrixOutbound(_Part):
         self.alert_events[alert.key] = event_id
         return event_id
 
-    async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
+    async def update_alert(self, config: CommunityConfig, alert: Alert, key: str) -> str | None:
         if self.client is None or config.destination not in self.client.rooms:
             raise DeliveryError("the bot is not in the moderator room")
         if alert.remove_name:
-            await self._replace_alert(config, alert, key)
-            return
+            return await self._replace_alert(config, alert, key)
         root = await self.find_alert(config.destination, alert.key, THREAD_ROOT_PAGES, alert.posted)
         await self.send(config.destination, status_content(alert, root), txn=_txn(key))
+        return None
 
     async def reply_to_alert(
         self,
@@ -223,7 +223,7 @@ class MatrixOutbound(_Part):
             body["msgtype"] = "m.text"  # a notification, like any message in that room
             await self.send(config.escalate_to, body, txn=_txn(f"{key}:to"))
 
-    async def _replace_alert(self, config: CommunityConfig, alert: Alert, key: str) -> None:
+    async def _replace_alert(self, config: CommunityConfig, alert: Alert, key: str) -> str:
         """Take a forgotten reporter's name off their alert. An ``m.replace`` edit would not:
         the original event keeps its content, and clients show it ("edited", view source).
         So the name-free alert is posted anew (pinging nobody, with the same alert key, so
@@ -245,6 +245,7 @@ class MatrixOutbound(_Part):
             response = await self.client.room_redact(room, old, tx_id=_txn(f"{key}:{old}"))
             if not isinstance(response, RoomRedactResponse):
                 raise DeliveryError("could not redact the old alert")
+        return event_id
 
     async def send_private(self, person: PersonId, message: Message, key: str) -> None:
         if self.client is None:
