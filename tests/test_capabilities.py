@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_service import report
+from test_service import report, review_screen
 
 from safebot.adapters.discord.items import CHOICE_ID, STEP_ID
 from safebot.adapters.memory import MemoryBot, MemoryPlatform
@@ -79,16 +79,7 @@ async def test_replies_are_cut_to_the_platforms_longest_message(bot: MemoryBot) 
     ana = bot.person("ana")
     bot.platform.join(ana, home)
     details = "They say they will post my photos unless I pay them tonight. " * 6
-    await bot.say(ana, "hi")
-    await bot.press(ana, "report", "menu")
-    offered = await bot.press(ana, "report.go", "report.start")
-    index = [c.label for m in offered for c in m.choices].index("Home")
-    await bot.press(ana, f"community.{index}", "report.community")
-    await bot.press(ana, "cat.threats", "report.category")
-    await bot.say(ana, "someone#1234")
-    await bot.say(ana, details)
-    await bot.press(ana, "skip", "report.evidence")
-    review = await bot.press(ana, "identity.share", "report.identity")
+    review = await review_screen(bot, ana, home, "someone#1234", details)
     assert len(review) > 1
     assert all(plain_length(m.spans) <= 160 for m in review)
     assert _squeezed(details) in _squeezed("".join(m.text for m in review))

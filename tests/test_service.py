@@ -35,6 +35,17 @@ async def report(
     details: str = "They say they will post my photos unless I pay",
 ) -> str:
     """Walk one person through a report and confirm it; returns the receipt's reference."""
+    await review_screen(bot, person, community, offender, details)
+    receipt = await bot.press(person, "report.confirm", "report.review")
+    text = receipt[-1].text
+    start = text.index("R-")
+    return text[start : start + 6]
+
+
+async def review_screen(
+    bot: MemoryBot, person: PersonId, community: Community, offender: str, details: str
+) -> tuple[Message, ...]:
+    """Walk one person through a report up to its review screen, which this returns."""
     await bot.say(person, "hi")
     await bot.press(person, "report", "menu")
     offered = await bot.press(person, "report.go", "report.start")
@@ -45,11 +56,7 @@ async def report(
     await bot.say(person, offender)
     await bot.say(person, details)
     await bot.press(person, "skip", "report.evidence")
-    await bot.press(person, "identity.share", "report.identity")
-    receipt = await bot.press(person, "report.confirm", "report.review")
-    text = receipt[-1].text
-    start = text.index("R-")
-    return text[start : start + 6]
+    return await bot.press(person, "identity.share", "report.identity")
 
 
 async def test_control_characters_never_reach_the_report_or_the_alert(bot: MemoryBot) -> None:
