@@ -104,14 +104,13 @@ class Policy:
     max_details_chars: int = 1500
     max_evidence_chars: int = 1000  # a form's box for links (up to 10 links are kept)
     retention_days: int = 90
+    default_region: str = ""  # the deployment's region; "" = the content's default (INTL)
 
     def input_limit(self, field: str) -> int:
         """How much a person may type for an input node's ``field`` (forms use it as their
         box's size; the engine cuts what is longer)."""
         limits = {"offender": self.max_offender_chars, "evidence": self.max_evidence_chars}
         return limits.get(field, self.max_details_chars)  # details, note
-
-    default_region: str = ""  # the deployment's region; "" = the content's default (INTL)
 
 
 # References: "R-" + 4 characters without look-alikes (no 0/O, 1/I/L, U).
@@ -138,6 +137,13 @@ def reference_from_token(token: str, length: int = 4) -> str:
         number, digit = divmod(number, len(_REF_ALPHABET))
         chars.append(_REF_ALPHABET[digit])
     return "R-" + "".join(chars)
+
+
+def _no_community(effect: Effect) -> Effect:
+    """A reply marked as saying the person shares no community to report to."""
+    if isinstance(effect, Reply):
+        return Reply(replace(effect.message, no_community=True))
+    return effect
 
 
 def _is_urgent(effect: Effect) -> bool:
@@ -368,7 +374,10 @@ class Engine:
         if node.pick != "community":
             return session  # stale answer: the person moved on
         if not event.communities:
-            return self._enter(replace(session, offered=()), node.empty or self.flow.start, turn)
+            start = len(turn.effects)
+            session = self._enter(replace(session, offered=()), node.empty or self.flow.start, turn)
+            turn.effects[start:] = [_no_community(e) for e in turn.effects[start:]]
+            return session
         offered = tuple(replace(c, name=clean_text(c.name)) for c in event.communities[:25])
         session = replace(session, offered=offered)
         turn.effects.append(Reply(self.render(session, node)))
@@ -403,7 +412,8 @@ class Engine:
         rest = [generated(s, self.content, session) for s in node.say if s.startswith("@")]
         spans = receipt + tuple(sp for block in rest for sp in (Span("\n\n"), *block))
         choices = self._choices(session, node)
-        turn.effects.append(Reply(Message(spans, choices, node.id, asks=node.input)))
+        message = Message(spans, choices, node.id, asks=node.input, reported=event.reference)
+        turn.effects.append(Reply(message))
         return session
 
     # --- choices ------------------------------------------------------------------------

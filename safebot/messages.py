@@ -61,6 +61,11 @@ class Message:
     node: str | None = None  # the conversation step that offered the choices
     urgent: bool = False  # crisis resources: adapters may highlight it
     asks: str | None = None  # the answer this step wants typed (a form's field), if any
+    # What this screen means, for adapters that add to it (never read from node ids, which
+    # are content and can be renamed): the person shares no community to report to...
+    no_community: bool = False
+    # ...or it confirms the report with this reference was sent.
+    reported: str | None = None
 
     @property
     def text(self) -> str:

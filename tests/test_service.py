@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,11 +12,14 @@ import pytest
 from conftest import Clock, Tokens
 
 from safebot.adapters.memory import MemoryBot, MemoryPlatform
-from safebot.conversation import Engine
+from safebot.content import Content
+from safebot.conversation import Engine, Policy
 from safebot.events import ChoiceSelected, TextReceived
+from safebot.flows import parse_flow, validate
 from safebot.messages import Message
 from safebot.model import Community, CommunityConfig, OutboxKind, PersonId, ReportStatus
 from safebot.moderation import Alert
+from safebot.recognise import Recogniser
 from safebot.service import SafeBot
 from safebot.settings import OutboxSettings, Settings
 from safebot.store import open_store
@@ -832,3 +836,34 @@ def test_a_pseudonym_is_made_for_an_id_with_a_lone_surrogate() -> None:
     secret = new_secret()
     odd, stored = PersonId("matrix", "@a\ud800:x"), PersonId("matrix", "@a\ufffd:x")
     assert pseudonym(secret, odd) == pseudonym(secret, stored)
+
+
+@pytest.mark.parametrize("renamed", [False, True])
+async def test_screens_say_what_they_mean_whatever_their_node_ids(
+    content: Content, recogniser: Recogniser, settings: Settings, renamed: bool
+) -> None:
+    """Adapters add to two screens (Discord: how to report from inside a server; a check that
+    updates can reach the person by DM). They find them by what the engine says they mean,
+    not by node ids, which are content anyone may rename."""
+    text = (Path(content.root) / "flows.toml").read_text(encoding="utf-8")
+    if renamed:
+        text = text.replace('"report.none"', '"report.nowhere"')
+        text = text.replace('"report.done"', '"report.sent"')
+    flow = parse_flow(tomllib.loads(text))
+    assert not validate(flow)
+    engine = Engine(flow, content, recogniser, Policy())
+    store = MemoryStore()
+    bot = MemoryBot(engine, store, settings, tokens=Tokens())
+    home = await bot.setup_community("g1", "Home")
+    lone, member = bot.person("lone"), bot.person("member")
+    await bot.say(lone, "hi")
+    await bot.press(lone, "report", "menu")
+    nothing = await bot.press(lone, "report.go", "report.start")
+    assert [m.no_community for m in nothing] == [True]
+    assert nothing[0].node == ("report.nowhere" if renamed else "report.none")
+    bot.platform.join(member, home)
+    await review_screen(bot, member, home, "someone#1234", "They want money")
+    sent = await bot.press(member, "report.confirm", "report.review")
+    [receipt] = [m for m in sent if m.reported]
+    assert receipt.reported is not None and receipt.reported in receipt.text
+    assert not any(m.no_community for m in sent)

@@ -39,7 +39,6 @@ __all__ = ["PLATFORM", "DiscordAdapter", "SafeBotClient"]
 
 log = logging.getLogger(__name__)
 
-NO_SERVER = "report.none"  # the flow's "no server to offer" screen
 
 Send = Callable[..., Awaitable[Any]]
 
@@ -182,24 +181,20 @@ class DiscordAdapter:
             ephemeral=ephemeral,
             locale_hint=str(interaction.locale.value),
         )
-        if (
-            ephemeral
-            and interaction.guild is not None
-            and any(r.node == "report.done" for r in replies)
-        ):
+        if ephemeral and interaction.guild is not None and any(r.reported for r in replies):
             await self._check_dms(interaction)
         return replies
 
     async def _hinted(self, person: PersonId, replies: tuple[Message, ...]) -> tuple[Message, ...]:
         """The "no server" screen of a large deployment, which only asks about servers the
         person was seen in: add how to report from inside the server instead."""
-        if not any(r.node == NO_SERVER for r in replies) or not await self._large():
+        if not any(r.no_community for r in replies) or not await self._large():
             return replies
         session = await self.store.load_session(person)
         locale = session.locale if session is not None else self.content.default_locale
         hint = self.content.spans(locale, "discord.no_server")
         return tuple(
-            replace(r, spans=(*r.spans, Span("\n\n"), *hint)) if r.node == NO_SERVER else r
+            replace(r, spans=(*r.spans, Span("\n\n"), *hint)) if r.no_community else r
             for r in replies
         )
 
