@@ -575,8 +575,7 @@ class SafeBot:
 
     async def unacknowledged(self, community: CommunityId) -> int:
         """How many of the community's reports no moderator has acknowledged yet."""
-        reports = await self.store.reports_for_community(community)
-        return sum(1 for report in reports if report.status is ReportStatus.NEW)
+        return await self.store.count_reports(community, ReportStatus.NEW)
 
     # --- outbox ---------------------------------------------------------------------------
     async def deliver_due(self) -> int:

@@ -341,6 +341,17 @@ async def test_reports_for_community(store: Store) -> None:
     assert await store.reports_for_community(ROOM) == []
 
 
+async def test_count_reports_by_status(store: Store) -> None:
+    await store.add_report(report("R-new1"), [])
+    await store.add_report(report("R-new2"), [])
+    await store.add_report(report("R-ack", status=ReportStatus.ACKNOWLEDGED), [])
+    await store.add_report(report("R-new3", community=OTHER_GUILD), [])
+    assert await store.count_reports(GUILD, ReportStatus.NEW) == 2
+    assert await store.count_reports(GUILD, ReportStatus.ACKNOWLEDGED) == 1
+    assert await store.count_reports(GUILD, ReportStatus.RESOLVED) == 0
+    assert await store.count_reports(ROOM, ReportStatus.NEW) == 0
+
+
 async def test_forget_person(store: Store) -> None:
     await store.save_session(session())
     await store.save_session(session(BOB))

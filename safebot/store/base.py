@@ -14,6 +14,7 @@ from safebot.model import (
     OutboxItem,
     PersonId,
     Report,
+    ReportStatus,
     Session,
 )
 
@@ -65,6 +66,11 @@ class Store(Protocol):
         ...
 
     async def reports_for_community(self, community: CommunityId) -> list[Report]: ...
+
+    async def count_reports(self, community: CommunityId, status: ReportStatus) -> int:
+        """How many of the community's reports have ``status`` (counted where they are kept,
+        not loaded)."""
+        ...
 
     async def add_case_note(self, note: CaseNote, audit: AuditEntry) -> None:
         """Keep a moderator's note with its report, audited, in one transaction. Raises

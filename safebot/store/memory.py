@@ -18,6 +18,7 @@ from safebot.model import (
     OutboxKind,
     PersonId,
     Report,
+    ReportStatus,
     Session,
     name_removal,
 )
@@ -86,6 +87,11 @@ class MemoryStore:
     async def reports_for_community(self, community: CommunityId) -> list[Report]:
         found = [r for r in self._reports.values() if r.community == community]
         return sorted(found, key=lambda r: (r.created_at, r.reference))
+
+    async def count_reports(self, community: CommunityId, status: ReportStatus) -> int:
+        return sum(
+            1 for r in self._reports.values() if r.community == community and r.status is status
+        )
 
     async def add_case_note(self, note: CaseNote, audit: AuditEntry) -> None:
         if note.reference not in self._reports:

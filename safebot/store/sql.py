@@ -345,6 +345,13 @@ class SqlStore:
         )
         return [codec.report(r) for r in rows]
 
+    async def count_reports(self, community: CommunityId, status: ReportStatus) -> int:
+        rows = await self._db.fetch(
+            "SELECT COUNT(*) AS n FROM reports WHERE community = ? AND status = ?",
+            (community.key, status.value),
+        )
+        return int(rows[0]["n"])
+
     async def add_case_note(self, note: CaseNote, audit: AuditEntry) -> None:
         async with self._db.transaction(durable=True) as conn:
             inserted = await conn.execute(
