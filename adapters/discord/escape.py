@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["INLINE", "ZWSP", "escape", "escape_first_line", "truncate"]
+__all__ = ["INLINE", "ZWSP", "escape", "truncate"]
 
 ZWSP = "\u200b"
 #: Characters escaped wherever they are.
@@ -46,12 +46,6 @@ def escape(text: str) -> str:
         else:
             out.append(char)
     return _LINE_START.sub(_escape_line_start, "".join(out))
-
-
-def escape_first_line(text: str) -> str:
-    """Escape what would open a line at the very start of ``text``: for a message that starts
-    where a longer text was cut mid-line (Discord reads each message from a fresh line)."""
-    return _LINE_START.sub(_escape_line_start, text, count=1) if text[:1] != "\n" else text
 
 
 def truncate(escaped: str, limit: int) -> str:
